@@ -1,0 +1,1 @@
+//! Benchmark support: packet builders shared by the criterion benches.

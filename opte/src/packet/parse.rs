@@ -1,0 +1,327 @@
+//! Parsing: the two entry points, a guest-side frame and an underlay
+//! frame, reading every header in place through a [`ChainReader`].
+//!
+//! Every length a header states is checked against the bytes the packet
+//! holds before anything after it is read: IPv4 total length, IPv6
+//! payload length, TCP data offset, UDP length (not for fragments, whose
+//! UDP length covers the whole datagram), the Geneve option area and each
+//! option, ICMP quotes and NDP options. Loops are bounded by
+//! [`MAX_IPV6_EXT_HDRS`], [`MAX_NDP_OPTIONS`] and the Geneve option area
+//! (at most 63 options).
+
+use super::arp::ArpEthIpv4;
+use super::error::{HeaderKind, ParseError};
+use super::ether::{EtherHdr, ether_type};
+use super::geneve::GeneveHdr;
+use super::icmp::{Embedded, EmbeddedL3, IcmpHdr};
+use super::ip4::{Ipv4Hdr, protocol};
+use super::ip6::{Ipv6Ext, Ipv6Hdr};
+use super::ndp::{MAX_NDP_OPTIONS, NdpMsg};
+use super::reader::{ChainReader, MAX_TAKE, Scratch};
+use super::tcp::TcpHdr;
+use super::udp::{GENEVE_PORT, UdpHdr};
+use super::{Encap, Headers, L3, L4, Offsets};
+use crate::ddi::MsgBlk;
+
+/// Which frame the parser expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// From a guest: Ethernet, then ARP or IP; an unknown IP protocol is
+    /// carried without a transport header.
+    Guest,
+    /// Inside Geneve: IP and a known transport header are required.
+    Inner,
+}
+
+impl Headers {
+    /// Parse a frame a guest sent (no encapsulation).
+    pub fn parse_guest(pkt: &MsgBlk) -> Result<Self, ParseError> {
+        let mut rdr = ChainReader::new(pkt);
+        let total = pkt.len();
+        let mut h = parse_frame(&mut rdr, total, Expect::Guest)?;
+        h.straddled = rdr.straddled();
+        Ok(h)
+    }
+
+    /// Parse a frame from the underlay: Ethernet, IPv6, UDP to port 6081,
+    /// Geneve with options, and the encapsulated Ethernet frame with its
+    /// IP and transport headers.
+    pub fn parse_underlay(pkt: &MsgBlk) -> Result<Self, ParseError> {
+        let mut rdr = ChainReader::new(pkt);
+        let total = pkt.len();
+        let mut s: Scratch = [0; MAX_TAKE];
+
+        let eth = EtherHdr::parse(rdr.take(EtherHdr::LEN, &mut s, HeaderKind::Ether)?)?;
+        if eth.ether_type != ether_type::IPV6 {
+            return Err(ParseError::UnsupportedProtocol(HeaderKind::Ether));
+        }
+        let (ip6, _) = parse_ipv6(&mut rdr, total, true)?;
+        if ip6.proto != protocol::UDP || ip6.is_later_fragment() {
+            return Err(ParseError::UnsupportedProtocol(HeaderKind::Ipv6));
+        }
+        let udp_off = rdr.pos();
+        let udp = UdpHdr::parse(rdr.take(UdpHdr::LEN, &mut s, HeaderKind::Udp)?)?;
+        if udp.dst_port != GENEVE_PORT {
+            return Err(ParseError::UnsupportedProtocol(HeaderKind::Udp));
+        }
+        let ip_end = udp_off + usize::from(ip6.payload_len) - ip6.ext.wire_len();
+        if udp_off + usize::from(udp.len) > ip_end {
+            return Err(ParseError::BadLength(HeaderKind::Udp));
+        }
+        let udp_end = udp_off + usize::from(udp.len);
+
+        let mut geneve = GeneveHdr::parse_fixed(rdr.take(GeneveHdr::LEN, &mut s, HeaderKind::Geneve)?)?;
+        let opt_area = usize::from(geneve.opt_len_words) * 4;
+        if rdr.pos() + opt_area > udp_end {
+            return Err(ParseError::BadTunnelOption);
+        }
+        let mut left = opt_area;
+        while left > 0 {
+            // Each option is at least 4 bytes, so this runs at most 63 times.
+            let oh = rdr.take(4, &mut s, HeaderKind::Geneve)?;
+            let hdr: [u8; 4] = oh.try_into().map_err(|_| ParseError::BadTunnelOption)?;
+            let body_len = usize::from(hdr[3] & 0x1f) * 4;
+            left = left.checked_sub(4 + body_len).ok_or(ParseError::BadTunnelOption)?;
+            let body = rdr.take(body_len, &mut s, HeaderKind::Geneve)?;
+            geneve.options.add(&hdr, body)?;
+        }
+
+        let mut h = parse_frame(&mut rdr, udp_end, Expect::Inner)?;
+        h.outer = Some(Encap { eth, ip6, udp, geneve });
+        h.straddled = rdr.straddled();
+        Ok(h)
+    }
+}
+
+/// Parse an Ethernet frame (guest frame or Geneve payload) whose bytes end
+/// at `end`.
+#[inline(always)]
+fn parse_frame(rdr: &mut ChainReader<'_>, end: usize, expect: Expect) -> Result<Headers, ParseError> {
+    let mut s: Scratch = [0; MAX_TAKE];
+    let eth_off = rdr.pos();
+    let eth = EtherHdr::parse(rdr.take(EtherHdr::LEN, &mut s, HeaderKind::Ether)?)?;
+    let l3_off = rdr.pos();
+    let mut h = Headers {
+        outer: None,
+        eth,
+        l3: None,
+        l4: None,
+        embedded: None,
+        ndp: None,
+        offsets: Offsets {
+            inner_eth: eth_off as u32,
+            l3: l3_off as u32,
+            l4: l3_off as u32,
+            body: l3_off as u32,
+            embedded_l3: 0,
+            embedded_ulp: 0,
+        },
+        l4_len: 0,
+        straddled: 0,
+    };
+    let (l4_len, proto, later_frag) = match eth.ether_type {
+        ether_type::IPV4 => {
+            let ip = parse_ipv4(rdr)?;
+            if l3_off + usize::from(ip.total_len) > end {
+                return Err(ParseError::BadLength(HeaderKind::Ipv4));
+            }
+            let r = (usize::from(ip.total_len) - ip.hdr_len(), ip.proto, ip.is_later_fragment());
+            h.l3 = Some(L3::Ipv4(ip));
+            r
+        }
+        ether_type::IPV6 => {
+            let (ip, l4_len) = parse_ipv6(rdr, end, true)?;
+            let r = (l4_len, ip.proto, ip.is_later_fragment());
+            h.l3 = Some(L3::Ipv6(ip));
+            r
+        }
+        ether_type::ARP if expect == Expect::Guest => {
+            let arp = ArpEthIpv4::parse(rdr.take(ArpEthIpv4::LEN, &mut s, HeaderKind::Arp)?)?;
+            h.l3 = Some(L3::Arp(arp));
+            let p = rdr.pos() as u32;
+            h.offsets.l4 = p;
+            h.offsets.body = p;
+            return Ok(h);
+        }
+        _ => return Err(ParseError::UnsupportedProtocol(HeaderKind::Ether)),
+    };
+    let l4_off = rdr.pos();
+    h.offsets.l4 = l4_off as u32;
+    h.offsets.body = l4_off as u32;
+    h.l4_len = l4_len as u32;
+    let l3_kind = if eth.ether_type == ether_type::IPV4 { HeaderKind::Ipv4 } else { HeaderKind::Ipv6 };
+    if later_frag {
+        // A later fragment carries no transport header.
+        return if expect == Expect::Inner {
+            Err(ParseError::UnsupportedProtocol(l3_kind))
+        } else {
+            Ok(h)
+        };
+    }
+    let first_frag = match &h.l3 {
+        Some(L3::Ipv4(ip)) => ip.flags_frag & Ipv4Hdr::MF != 0,
+        Some(L3::Ipv6(ip)) => ip.ext.fragment().is_some(),
+        _ => false,
+    };
+    let l4 = match (proto, eth.ether_type) {
+        (protocol::TCP, _) => {
+            let (mut tcp, opt_len) =
+                TcpHdr::parse_fixed(rdr.take(TcpHdr::MIN_LEN, &mut s, HeaderKind::Tcp)?)?;
+            if TcpHdr::MIN_LEN + opt_len > l4_len {
+                return Err(ParseError::BadLength(HeaderKind::Tcp));
+            }
+            if opt_len > 0 {
+                tcp.set_options(rdr.take(opt_len, &mut s, HeaderKind::Tcp)?)?;
+            }
+            L4::Tcp(tcp)
+        }
+        (protocol::UDP, _) => {
+            let udp = UdpHdr::parse(rdr.take(UdpHdr::LEN, &mut s, HeaderKind::Udp)?)?;
+            if !first_frag && usize::from(udp.len) > l4_len {
+                return Err(ParseError::BadLength(HeaderKind::Udp));
+            }
+            L4::Udp(udp)
+        }
+        (protocol::ICMP, ether_type::IPV4) => {
+            let icmp = IcmpHdr::parse(rdr.take(IcmpHdr::LEN, &mut s, HeaderKind::Icmpv4)?, HeaderKind::Icmpv4)?;
+            if icmp.is_v4_error() && !first_frag {
+                h.embedded = Some(parse_embedded(rdr, &mut h.offsets, l4_off + l4_len, false)?);
+            }
+            L4::Icmpv4(icmp)
+        }
+        (protocol::ICMPV6, ether_type::IPV6) => {
+            let icmp = IcmpHdr::parse(rdr.take(IcmpHdr::LEN, &mut s, HeaderKind::Icmpv6)?, HeaderKind::Icmpv6)?;
+            if first_frag {
+                // Quotes and NDP are only read from unfragmented messages.
+            } else if icmp.is_v6_error() {
+                h.embedded = Some(parse_embedded(rdr, &mut h.offsets, l4_off + l4_len, true)?);
+            } else if NdpMsg::is_ndp(icmp.ty) {
+                h.ndp = Some(parse_ndp(rdr, &icmp, l4_off + l4_len)?);
+            }
+            L4::Icmpv6(icmp)
+        }
+        _ if expect == Expect::Inner => return Err(ParseError::UnsupportedProtocol(l3_kind)),
+        _ => return Ok(h),
+    };
+    if rdr.pos() > l4_off + l4_len && !first_frag {
+        return Err(ParseError::BadLength(l3_kind));
+    }
+    let body = match l4 {
+        L4::Tcp(t) => l4_off + t.hdr_len(),
+        L4::Udp(_) => l4_off + UdpHdr::LEN,
+        L4::Icmpv4(_) | L4::Icmpv6(_) => l4_off + IcmpHdr::LEN,
+    };
+    h.offsets.body = body as u32;
+    h.l4 = Some(l4);
+    Ok(h)
+}
+
+#[inline(always)]
+fn parse_ipv4(rdr: &mut ChainReader<'_>) -> Result<Ipv4Hdr, ParseError> {
+    let mut s: Scratch = [0; MAX_TAKE];
+    let (mut ip, opt_len) = Ipv4Hdr::parse_fixed(rdr.take(Ipv4Hdr::MIN_LEN, &mut s, HeaderKind::Ipv4)?)?;
+    if opt_len > 0 {
+        ip.set_options(rdr.take(opt_len, &mut s, HeaderKind::Ipv4)?)?;
+    }
+    Ok(ip)
+}
+
+/// Parse an IPv6 header and its extension headers. With `check_len`, the
+/// payload length must fit before `end`, and the extension headers inside
+/// it; returns the header and the upper-layer length.
+#[inline(always)]
+fn parse_ipv6(
+    rdr: &mut ChainReader<'_>,
+    end: usize,
+    check_len: bool,
+) -> Result<(Ipv6Hdr, usize), ParseError> {
+    let mut s: Scratch = [0; MAX_TAKE];
+    let start = rdr.pos();
+    let mut ip = Ipv6Hdr::parse_fixed(rdr.take(Ipv6Hdr::LEN, &mut s, HeaderKind::Ipv6)?)?;
+    let payload = usize::from(ip.payload_len);
+    if check_len && start + Ipv6Hdr::LEN + payload > end {
+        return Err(ParseError::BadLength(HeaderKind::Ipv6));
+    }
+    let mut next = ip.next_hdr;
+    let mut ext_len = 0usize;
+    while Ipv6Ext::is_ext(next) {
+        if ip.ext.len() == super::MAX_IPV6_EXT_HDRS {
+            return Err(ParseError::TooManyExtHeaders);
+        }
+        let (ext, nh) = Ipv6Hdr::parse_ext(next, rdr.take(8, &mut s, HeaderKind::Ipv6Ext)?)?;
+        let len = ext.len();
+        ext_len += len;
+        if check_len && ext_len > payload {
+            return Err(ParseError::BadLength(HeaderKind::Ipv6Ext));
+        }
+        rdr.skip(len - 8, HeaderKind::Ipv6Ext)?;
+        ip.ext.push(ext)?;
+        next = nh;
+    }
+    ip.proto = next;
+    Ok((ip, payload.saturating_sub(ext_len)))
+}
+
+/// Parse the IP header and first 8 transport bytes an ICMP error quotes;
+/// the quote must end before `end`.
+fn parse_embedded(
+    rdr: &mut ChainReader<'_>,
+    offsets: &mut Offsets,
+    end: usize,
+    v6: bool,
+) -> Result<Embedded, ParseError> {
+    let trunc = |e: ParseError| match e {
+        ParseError::Truncated(_) => ParseError::Truncated(HeaderKind::IcmpEmbedded),
+        e => e,
+    };
+    offsets.embedded_l3 = rdr.pos() as u32;
+    let l3 = if v6 {
+        EmbeddedL3::Ipv6(parse_ipv6(rdr, end, false).map_err(trunc)?.0)
+    } else {
+        EmbeddedL3::Ipv4(parse_ipv4(rdr).map_err(trunc)?)
+    };
+    offsets.embedded_ulp = rdr.pos() as u32;
+    let mut s: Scratch = [0; MAX_TAKE];
+    let ulp: [u8; Embedded::ULP_LEN] = rdr
+        .take(Embedded::ULP_LEN, &mut s, HeaderKind::IcmpEmbedded)?
+        .try_into()
+        .map_err(|_| ParseError::Truncated(HeaderKind::IcmpEmbedded))?;
+    if rdr.pos() > end {
+        return Err(ParseError::Truncated(HeaderKind::IcmpEmbedded));
+    }
+    Ok(Embedded { l3, ulp })
+}
+
+/// Parse an NDP message's fixed data and options, which end at `end`.
+fn parse_ndp(rdr: &mut ChainReader<'_>, icmp: &IcmpHdr, end: usize) -> Result<NdpMsg, ParseError> {
+    let mut s: Scratch = [0; MAX_TAKE];
+    let fixed = rdr.take(NdpMsg::fixed_len(icmp.ty), &mut s, HeaderKind::Ndp)?;
+    let mut msg = NdpMsg::parse_fixed(icmp.ty, icmp.rest, fixed)?;
+    if rdr.pos() > end {
+        return Err(ParseError::Truncated(HeaderKind::Ndp));
+    }
+    let mut count = 0;
+    while rdr.pos() < end {
+        if count == MAX_NDP_OPTIONS {
+            return Err(ParseError::TooManyOptions(HeaderKind::Ndp));
+        }
+        count += 1;
+        let oh = rdr.take(2, &mut s, HeaderKind::Ndp)?;
+        let (ty, units) = match oh {
+            [t, u] => (*t, usize::from(*u)),
+            _ => return Err(ParseError::Truncated(HeaderKind::Ndp)),
+        };
+        if units == 0 || rdr.pos() - 2 + units * 8 > end {
+            return Err(ParseError::BadLength(HeaderKind::Ndp));
+        }
+        let body_len = units * 8 - 2;
+        if body_len <= MAX_TAKE {
+            let body = rdr.take(body_len, &mut s, HeaderKind::Ndp)?;
+            msg.options_mut().add(ty, body)?;
+        } else {
+            rdr.skip(body_len, HeaderKind::Ndp)?;
+            msg.options_mut().add(ty, &[])?;
+        }
+    }
+    Ok(msg)
+}
