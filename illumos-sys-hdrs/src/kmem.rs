@@ -9,9 +9,11 @@ use core::ffi::{c_int, c_void};
 pub const KM_SLEEP: c_int = 0x0000;
 /// Allocation must not block; may return NULL.
 pub const KM_NOSLEEP: c_int = 0x0001;
-/// Like `KM_NOSLEEP`, but may dip into reserves (illumos-private).
+/// If memory cannot be allocated, panic the system rather than return NULL.
 pub const KM_PANIC: c_int = 0x0002;
-/// Do not sleep, do not fail silently: used by code that can cope (illumos-private).
+/// `KM_NOSLEEP | KM_NORMALPRI`: must not block and may return NULL, like
+/// `KM_NOSLEEP`, but at normal priority, so it fails rather than dip into the
+/// page reserves a plain `KM_NOSLEEP` may use (illumos-private).
 pub const KM_NOSLEEP_LAZY: c_int = 0x0008 | KM_NOSLEEP;
 
 unsafe extern "C" {

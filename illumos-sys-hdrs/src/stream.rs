@@ -156,14 +156,20 @@ unsafe extern "C" {
     /// `dupb` of every block of a message; NULL on failure.
     pub fn dupmsg(mp: *mut mblk_t) -> *mut mblk_t;
     /// A new block holding a private copy of `mp`'s buffer; NULL on failure.
+    /// Offload (checksum/LSO) fields are not copied.
     pub fn copyb(mp: *mut mblk_t) -> *mut mblk_t;
     /// `copyb` of every block of a message; NULL on failure.
     pub fn copymsg(mp: *mut mblk_t) -> *mut mblk_t;
-    /// A new single-block copy of the first `len` bytes (`-1`: all) of the
-    /// message, followed by the rest; `mp` is unchanged. NULL on failure.
+    /// A new message whose first block is a copy of *all* the leading blocks
+    /// that share `mp`'s `db_type` (whatever `len` is), followed by a `dupmsg`
+    /// of the blocks after them; `mp` is unchanged. NULL if `len > 0` and those
+    /// blocks hold fewer than `len` bytes, or on allocation failure. Offload
+    /// (checksum/LSO) fields are not copied; see `mac_hcksum_clone`.
     pub fn msgpullup(mp: *mut mblk_t, len: ssize_t) -> *mut mblk_t;
     /// Make the first `len` bytes (`-1`: all) contiguous in `mp`'s first
-    /// block, in place. Returns 1 on success, 0 on failure.
+    /// block, in place. Returns 1 on success, 0 on failure (message too short,
+    /// or no memory) with `mp` unchanged. When it copies, `mp` gets a new dblk
+    /// whose offload (checksum/LSO) fields are zero.
     pub fn pullupmsg(mp: *mut mblk_t, len: ssize_t) -> c_int;
     /// Bytes in all blocks of a message.
     pub fn msgsize(mp: *mut mblk_t) -> size_t;
