@@ -18,6 +18,9 @@ impl fmt::Display for VniError {
 }
 
 impl Vni {
+    /// VNI 0.
+    pub const ZERO: Self = Self(0);
+
     /// Largest VNI.
     pub const MAX: u32 = 0x00ff_ffff;
 

@@ -385,4 +385,3 @@ impl<'a> Iterator for Segments<'a> {
         }
     }
 }
-

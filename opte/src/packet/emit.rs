@@ -236,7 +236,13 @@ impl Packet {
         // The ICMP quote first: its change is part of the ICMP checksum.
         let mut quote_delta = Csum::new();
         if let Some(e) = &mut h.embedded {
-            emit_embedded(m, e, h.offsets.embedded_l3 as usize, h.offsets.embedded_ulp as usize, &mut quote_delta)?;
+            emit_embedded(
+                m,
+                e,
+                h.offsets.embedded_l3 as usize,
+                h.offsets.embedded_ulp as usize,
+                &mut quote_delta,
+            )?;
             inner_delta.add_sum(quote_delta);
         }
 
@@ -372,11 +378,14 @@ impl Packet {
         let total = EtherHdr::LEN + Ipv6Hdr::LEN + udp_len - inner_len;
         let mut buf = [0u8; EtherHdr::LEN + Ipv6Hdr::LEN + UdpHdr::LEN + GeneveHdr::LEN + 252];
         let out = buf.get_mut(..total).ok_or(EmitError::TooLong)?;
-        let (eth, rest) = out.split_first_chunk_mut::<{ EtherHdr::LEN }>().ok_or(EmitError::TooLong)?;
+        let (eth, rest) =
+            out.split_first_chunk_mut::<{ EtherHdr::LEN }>().ok_or(EmitError::TooLong)?;
         encap.eth.emit(eth);
-        let (ip, rest) = rest.split_first_chunk_mut::<{ Ipv6Hdr::LEN }>().ok_or(EmitError::TooLong)?;
+        let (ip, rest) =
+            rest.split_first_chunk_mut::<{ Ipv6Hdr::LEN }>().ok_or(EmitError::TooLong)?;
         encap.ip6.emit_fixed(ip);
-        let (udp, rest) = rest.split_first_chunk_mut::<{ UdpHdr::LEN }>().ok_or(EmitError::TooLong)?;
+        let (udp, rest) =
+            rest.split_first_chunk_mut::<{ UdpHdr::LEN }>().ok_or(EmitError::TooLong)?;
         if encap.geneve.emit(rest) != geneve_len {
             return Err(EmitError::HeaderLengthChanged(HeaderKind::Geneve));
         }

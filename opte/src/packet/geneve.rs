@@ -180,6 +180,16 @@ impl GeneveHdr {
     /// Fixed header length.
     pub const LEN: usize = 8;
 
+    /// A header with every field zero.
+    pub const EMPTY: Self = Self {
+        opt_len_words: 0,
+        oam: false,
+        critical: false,
+        proto: 0,
+        vni: Vni::ZERO,
+        options: GeneveOptions { external: false, multicast: None, mss: None, skipped: 0 },
+    };
+
     /// A header for an Ethernet payload carrying `options`.
     pub fn new(vni: Vni, options: GeneveOptions) -> Self {
         Self {

@@ -99,10 +99,7 @@ impl IcmpHdr {
     /// True for ICMPv4 messages that quote the offending packet.
     pub fn is_v4_error(&self) -> bool {
         use icmpv4_type::*;
-        matches!(
-            self.ty,
-            DEST_UNREACH | SOURCE_QUENCH | REDIRECT | TIME_EXCEEDED | PARAM_PROBLEM
-        )
+        matches!(self.ty, DEST_UNREACH | SOURCE_QUENCH | REDIRECT | TIME_EXCEEDED | PARAM_PROBLEM)
     }
 
     /// True for ICMPv6 messages that quote the offending packet.

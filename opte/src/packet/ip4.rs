@@ -70,10 +70,34 @@ impl Ipv4Hdr {
         self.options.get(..usize::from(self.opt_len)).unwrap_or(&[])
     }
 
+    /// A header with every field zero (the starting point for
+    /// [`Ipv4Hdr::read_fixed`]).
+    pub const EMPTY: Self = Self {
+        tos: 0,
+        total_len: 0,
+        ident: 0,
+        flags_frag: 0,
+        ttl: 0,
+        proto: 0,
+        csum: 0,
+        src: Ipv4Addr::UNSPECIFIED,
+        dst: Ipv4Addr::UNSPECIFIED,
+        opt_len: 0,
+        options: [0; MAX_IPV4_OPTIONS],
+    };
+
     /// Read the fixed 20 bytes. Returns the header (options empty) and the
     /// options length to read next.
-    #[inline(always)]
     pub fn parse_fixed(b: &[u8]) -> Result<(Self, usize), ParseError> {
+        let mut h = Self::EMPTY;
+        let opt_len = h.read_fixed(b)?;
+        Ok((h, opt_len))
+    }
+
+    /// Read the fixed 20 bytes into `self` in place (options untouched);
+    /// returns the options length to read next.
+    #[inline(always)]
+    pub fn read_fixed(&mut self, b: &[u8]) -> Result<usize, ParseError> {
         let b: &[u8; Self::MIN_LEN] =
             b.try_into().map_err(|_| ParseError::Truncated(HeaderKind::Ipv4))?;
         if b[0] >> 4 != 4 {
@@ -87,25 +111,23 @@ impl Ipv4Hdr {
         if usize::from(total_len) < ihl {
             return Err(ParseError::BadLength(HeaderKind::Ipv4));
         }
-        let hdr = Self {
-            tos: b[1],
-            total_len,
-            ident: u16::from_be_bytes([b[4], b[5]]),
-            flags_frag: u16::from_be_bytes([b[6], b[7]]),
-            ttl: b[8],
-            proto: b[9],
-            csum: u16::from_be_bytes([b[10], b[11]]),
-            src: Ipv4Addr::new(b[12], b[13], b[14], b[15]),
-            dst: Ipv4Addr::new(b[16], b[17], b[18], b[19]),
-            opt_len: 0,
-            options: [0; MAX_IPV4_OPTIONS],
-        };
-        Ok((hdr, ihl - Self::MIN_LEN))
+        self.tos = b[1];
+        self.total_len = total_len;
+        self.ident = u16::from_be_bytes([b[4], b[5]]);
+        self.flags_frag = u16::from_be_bytes([b[6], b[7]]);
+        self.ttl = b[8];
+        self.proto = b[9];
+        self.csum = u16::from_be_bytes([b[10], b[11]]);
+        self.src = Ipv4Addr::new(b[12], b[13], b[14], b[15]);
+        self.dst = Ipv4Addr::new(b[16], b[17], b[18], b[19]);
+        self.opt_len = 0;
+        Ok(ihl - Self::MIN_LEN)
     }
 
     /// Attach the option bytes read after the fixed header.
     pub fn set_options(&mut self, opts: &[u8]) -> Result<(), ParseError> {
-        let dst = self.options.get_mut(..opts.len()).ok_or(ParseError::BadLength(HeaderKind::Ipv4))?;
+        let dst =
+            self.options.get_mut(..opts.len()).ok_or(ParseError::BadLength(HeaderKind::Ipv4))?;
         dst.copy_from_slice(opts);
         self.opt_len = opts.len() as u8;
         Ok(())

@@ -109,7 +109,8 @@ pub struct Ipv6ExtHdrs {
 impl Ipv6ExtHdrs {
     /// Append a header, refusing more than the bound.
     pub fn push(&mut self, ext: Ipv6Ext) -> Result<(), ParseError> {
-        let slot = self.hdrs.get_mut(usize::from(self.count)).ok_or(ParseError::TooManyExtHeaders)?;
+        let slot =
+            self.hdrs.get_mut(usize::from(self.count)).ok_or(ParseError::TooManyExtHeaders)?;
         *slot = Some(ext);
         self.count += 1;
         Ok(())
@@ -176,31 +177,53 @@ impl Ipv6Hdr {
         self.ext.fragment().is_some_and(|f| f.offset != 0)
     }
 
+    /// A header with every field zero (the starting point for
+    /// [`Ipv6Hdr::read_fixed`]).
+    pub const EMPTY: Self = Self {
+        traffic_class: 0,
+        flow_label: 0,
+        payload_len: 0,
+        next_hdr: 0,
+        hop_limit: 0,
+        src: Ipv6Addr::UNSPECIFIED,
+        dst: Ipv6Addr::UNSPECIFIED,
+        ext: Ipv6ExtHdrs { count: 0, hdrs: [None; MAX_IPV6_EXT_HDRS] },
+        proto: 0,
+    };
+
     /// Read the fixed header; the caller walks extension headers next
     /// (starting from `next_hdr`) and fills `ext` and `proto`.
-    #[inline(always)]
     pub fn parse_fixed(b: &[u8]) -> Result<Self, ParseError> {
+        let mut h = Self::EMPTY;
+        h.read_fixed(b)?;
+        Ok(h)
+    }
+
+    /// Read the fixed header into `self` in place; `ext` is emptied and
+    /// `proto` set to the fixed header's next header.
+    #[inline(always)]
+    pub fn read_fixed(&mut self, b: &[u8]) -> Result<(), ParseError> {
         let b: &[u8; Self::LEN] =
             b.try_into().map_err(|_| ParseError::Truncated(HeaderKind::Ipv6))?;
         if b[0] >> 4 != 6 {
             return Err(ParseError::BadValue(HeaderKind::Ipv6));
         }
         let vtf = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-        let mut src = [0u8; 16];
-        let mut dst = [0u8; 16];
-        src.copy_from_slice(&b[8..24]);
-        dst.copy_from_slice(&b[24..40]);
-        Ok(Self {
-            traffic_class: (vtf >> 20) as u8,
-            flow_label: vtf & 0x000f_ffff,
-            payload_len: u16::from_be_bytes([b[4], b[5]]),
-            next_hdr: b[6],
-            hop_limit: b[7],
-            src: Ipv6Addr::from(src),
-            dst: Ipv6Addr::from(dst),
-            ext: Ipv6ExtHdrs::default(),
-            proto: b[6],
-        })
+        let (Some(src), Some(dst)) = (b.get(8..24), b.get(24..40)) else {
+            return Err(ParseError::Truncated(HeaderKind::Ipv6));
+        };
+        let src: [u8; 16] = src.try_into().map_err(|_| ParseError::Truncated(HeaderKind::Ipv6))?;
+        let dst: [u8; 16] = dst.try_into().map_err(|_| ParseError::Truncated(HeaderKind::Ipv6))?;
+        self.traffic_class = (vtf >> 20) as u8;
+        self.flow_label = vtf & 0x000f_ffff;
+        self.payload_len = u16::from_be_bytes([b[4], b[5]]);
+        self.next_hdr = b[6];
+        self.hop_limit = b[7];
+        self.src = Ipv6Addr::from(src);
+        self.dst = Ipv6Addr::from(dst);
+        self.ext.count = 0;
+        self.proto = b[6];
+        Ok(())
     }
 
     /// Read one extension header's first 8 bytes (all a fragment header
@@ -228,7 +251,8 @@ impl Ipv6Hdr {
 
     /// Write the fixed header (not the extension headers).
     pub fn emit_fixed(&self, out: &mut [u8; Self::LEN]) {
-        let vtf = (6u32 << 28) | (u32::from(self.traffic_class) << 20) | (self.flow_label & 0xf_ffff);
+        let vtf =
+            (6u32 << 28) | (u32::from(self.traffic_class) << 20) | (self.flow_label & 0xf_ffff);
         out[0..4].copy_from_slice(&vtf.to_be_bytes());
         out[4..6].copy_from_slice(&self.payload_len.to_be_bytes());
         out[6] = self.next_hdr;

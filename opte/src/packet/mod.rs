@@ -33,6 +33,7 @@
 //! panics on packet contents.
 
 pub mod arp;
+pub mod build;
 pub mod checksum;
 mod emit;
 pub mod error;
@@ -48,6 +49,7 @@ pub mod tcp;
 pub mod udp;
 
 pub use arp::ArpEthIpv4;
+pub use build::FrameBuilder;
 pub use emit::{OuterUdpCsum, ParseFailure};
 pub use error::{EmitError, HeaderKind, ParseError};
 pub use ether::EtherHdr;
@@ -148,6 +150,21 @@ pub struct Headers {
     pub l4_len: u32,
     /// Headers that straddled blocks and were gathered to be read.
     pub straddled: u16,
+}
+
+impl Headers {
+    /// No headers: the starting point parsing fills in.
+    pub(crate) const EMPTY: Headers = Headers {
+        outer: None,
+        eth: EtherHdr { dst: opte_api::MacAddr::ZERO, src: opte_api::MacAddr::ZERO, ether_type: 0 },
+        l3: None,
+        l4: None,
+        embedded: None,
+        ndp: None,
+        offsets: Offsets { inner_eth: 0, l3: 0, l4: 0, body: 0, embedded_l3: 0, embedded_ulp: 0 },
+        l4_len: 0,
+        straddled: 0,
+    };
 }
 
 /// A parsed packet: the message and its headers.

@@ -38,7 +38,8 @@ impl Headers {
     pub fn parse_guest(pkt: &MsgBlk) -> Result<Self, ParseError> {
         let mut rdr = ChainReader::new(pkt);
         let total = pkt.len();
-        let mut h = parse_frame(&mut rdr, total, Expect::Guest)?;
+        let mut h = Headers::EMPTY;
+        parse_frame(&mut rdr, total, Expect::Guest, &mut h)?;
         h.straddled = rdr.straddled();
         Ok(h)
     }
@@ -55,7 +56,15 @@ impl Headers {
         if eth.ether_type != ether_type::IPV6 {
             return Err(ParseError::UnsupportedProtocol(HeaderKind::Ether));
         }
-        let (ip6, _) = parse_ipv6(&mut rdr, total, true)?;
+        let mut h = Headers::EMPTY;
+        let enc = h.outer.insert(Encap {
+            eth,
+            ip6: Ipv6Hdr::EMPTY,
+            udp: UdpHdr { src_port: 0, dst_port: 0, len: 0, csum: 0 },
+            geneve: GeneveHdr::EMPTY,
+        });
+        let ip6 = &mut enc.ip6;
+        parse_ipv6(&mut rdr, total, true, ip6)?;
         if ip6.proto != protocol::UDP || ip6.is_later_fragment() {
             return Err(ParseError::UnsupportedProtocol(HeaderKind::Ipv6));
         }
@@ -70,7 +79,9 @@ impl Headers {
         }
         let udp_end = udp_off + usize::from(udp.len);
 
-        let mut geneve = GeneveHdr::parse_fixed(rdr.take(GeneveHdr::LEN, &mut s, HeaderKind::Geneve)?)?;
+        enc.udp = udp;
+        let geneve = &mut enc.geneve;
+        *geneve = GeneveHdr::parse_fixed(rdr.take(GeneveHdr::LEN, &mut s, HeaderKind::Geneve)?)?;
         let opt_area = usize::from(geneve.opt_len_words) * 4;
         if rdr.pos() + opt_area > udp_end {
             return Err(ParseError::BadTunnelOption);
@@ -86,54 +97,51 @@ impl Headers {
             geneve.options.add(&hdr, body)?;
         }
 
-        let mut h = parse_frame(&mut rdr, udp_end, Expect::Inner)?;
-        h.outer = Some(Encap { eth, ip6, udp, geneve });
+        parse_frame(&mut rdr, udp_end, Expect::Inner, &mut h)?;
         h.straddled = rdr.straddled();
         Ok(h)
     }
 }
 
 /// Parse an Ethernet frame (guest frame or Geneve payload) whose bytes end
-/// at `end`.
+/// at `end` into `h` (whose inner fields are empty).
 #[inline(always)]
-fn parse_frame(rdr: &mut ChainReader<'_>, end: usize, expect: Expect) -> Result<Headers, ParseError> {
+fn parse_frame(
+    rdr: &mut ChainReader<'_>,
+    end: usize,
+    expect: Expect,
+    h: &mut Headers,
+) -> Result<(), ParseError> {
     let mut s: Scratch = [0; MAX_TAKE];
     let eth_off = rdr.pos();
     let eth = EtherHdr::parse(rdr.take(EtherHdr::LEN, &mut s, HeaderKind::Ether)?)?;
     let l3_off = rdr.pos();
-    let mut h = Headers {
-        outer: None,
-        eth,
-        l3: None,
-        l4: None,
-        embedded: None,
-        ndp: None,
-        offsets: Offsets {
-            inner_eth: eth_off as u32,
-            l3: l3_off as u32,
-            l4: l3_off as u32,
-            body: l3_off as u32,
-            embedded_l3: 0,
-            embedded_ulp: 0,
-        },
-        l4_len: 0,
-        straddled: 0,
+    h.eth = eth;
+    h.offsets = Offsets {
+        inner_eth: eth_off as u32,
+        l3: l3_off as u32,
+        l4: l3_off as u32,
+        body: l3_off as u32,
+        embedded_l3: 0,
+        embedded_ulp: 0,
     };
     let (l4_len, proto, later_frag) = match eth.ether_type {
         ether_type::IPV4 => {
-            let ip = parse_ipv4(rdr)?;
+            let L3::Ipv4(ip) = h.l3.insert(L3::Ipv4(Ipv4Hdr::EMPTY)) else {
+                return Err(ParseError::BadValue(HeaderKind::Ipv4));
+            };
+            parse_ipv4(rdr, ip)?;
             if l3_off + usize::from(ip.total_len) > end {
                 return Err(ParseError::BadLength(HeaderKind::Ipv4));
             }
-            let r = (usize::from(ip.total_len) - ip.hdr_len(), ip.proto, ip.is_later_fragment());
-            h.l3 = Some(L3::Ipv4(ip));
-            r
+            (usize::from(ip.total_len) - ip.hdr_len(), ip.proto, ip.is_later_fragment())
         }
         ether_type::IPV6 => {
-            let (ip, l4_len) = parse_ipv6(rdr, end, true)?;
-            let r = (l4_len, ip.proto, ip.is_later_fragment());
-            h.l3 = Some(L3::Ipv6(ip));
-            r
+            let L3::Ipv6(ip) = h.l3.insert(L3::Ipv6(Ipv6Hdr::EMPTY)) else {
+                return Err(ParseError::BadValue(HeaderKind::Ipv6));
+            };
+            let l4_len = parse_ipv6(rdr, end, true, ip)?;
+            (l4_len, ip.proto, ip.is_later_fragment())
         }
         ether_type::ARP if expect == Expect::Guest => {
             let arp = ArpEthIpv4::parse(rdr.take(ArpEthIpv4::LEN, &mut s, HeaderKind::Arp)?)?;
@@ -141,7 +149,7 @@ fn parse_frame(rdr: &mut ChainReader<'_>, end: usize, expect: Expect) -> Result<
             let p = rdr.pos() as u32;
             h.offsets.l4 = p;
             h.offsets.body = p;
-            return Ok(h);
+            return Ok(());
         }
         _ => return Err(ParseError::UnsupportedProtocol(HeaderKind::Ether)),
     };
@@ -149,13 +157,14 @@ fn parse_frame(rdr: &mut ChainReader<'_>, end: usize, expect: Expect) -> Result<
     h.offsets.l4 = l4_off as u32;
     h.offsets.body = l4_off as u32;
     h.l4_len = l4_len as u32;
-    let l3_kind = if eth.ether_type == ether_type::IPV4 { HeaderKind::Ipv4 } else { HeaderKind::Ipv6 };
+    let l3_kind =
+        if eth.ether_type == ether_type::IPV4 { HeaderKind::Ipv4 } else { HeaderKind::Ipv6 };
     if later_frag {
         // A later fragment carries no transport header.
         return if expect == Expect::Inner {
             Err(ParseError::UnsupportedProtocol(l3_kind))
         } else {
-            Ok(h)
+            Ok(())
         };
     }
     let first_frag = match &h.l3 {
@@ -163,34 +172,44 @@ fn parse_frame(rdr: &mut ChainReader<'_>, end: usize, expect: Expect) -> Result<
         Some(L3::Ipv6(ip)) => ip.ext.fragment().is_some(),
         _ => false,
     };
-    let l4 = match (proto, eth.ether_type) {
+    let hdr_len = match (proto, eth.ether_type) {
         (protocol::TCP, _) => {
-            let (mut tcp, opt_len) =
-                TcpHdr::parse_fixed(rdr.take(TcpHdr::MIN_LEN, &mut s, HeaderKind::Tcp)?)?;
+            let L4::Tcp(tcp) = h.l4.insert(L4::Tcp(TcpHdr::EMPTY)) else {
+                return Err(ParseError::BadValue(HeaderKind::Tcp));
+            };
+            let opt_len = tcp.read_fixed(rdr.take(TcpHdr::MIN_LEN, &mut s, HeaderKind::Tcp)?)?;
             if TcpHdr::MIN_LEN + opt_len > l4_len {
                 return Err(ParseError::BadLength(HeaderKind::Tcp));
             }
             if opt_len > 0 {
                 tcp.set_options(rdr.take(opt_len, &mut s, HeaderKind::Tcp)?)?;
             }
-            L4::Tcp(tcp)
+            tcp.hdr_len()
         }
         (protocol::UDP, _) => {
             let udp = UdpHdr::parse(rdr.take(UdpHdr::LEN, &mut s, HeaderKind::Udp)?)?;
             if !first_frag && usize::from(udp.len) > l4_len {
                 return Err(ParseError::BadLength(HeaderKind::Udp));
             }
-            L4::Udp(udp)
+            h.l4 = Some(L4::Udp(udp));
+            UdpHdr::LEN
         }
         (protocol::ICMP, ether_type::IPV4) => {
-            let icmp = IcmpHdr::parse(rdr.take(IcmpHdr::LEN, &mut s, HeaderKind::Icmpv4)?, HeaderKind::Icmpv4)?;
+            let icmp = IcmpHdr::parse(
+                rdr.take(IcmpHdr::LEN, &mut s, HeaderKind::Icmpv4)?,
+                HeaderKind::Icmpv4,
+            )?;
             if icmp.is_v4_error() && !first_frag {
                 h.embedded = Some(parse_embedded(rdr, &mut h.offsets, l4_off + l4_len, false)?);
             }
-            L4::Icmpv4(icmp)
+            h.l4 = Some(L4::Icmpv4(icmp));
+            IcmpHdr::LEN
         }
         (protocol::ICMPV6, ether_type::IPV6) => {
-            let icmp = IcmpHdr::parse(rdr.take(IcmpHdr::LEN, &mut s, HeaderKind::Icmpv6)?, HeaderKind::Icmpv6)?;
+            let icmp = IcmpHdr::parse(
+                rdr.take(IcmpHdr::LEN, &mut s, HeaderKind::Icmpv6)?,
+                HeaderKind::Icmpv6,
+            )?;
             if first_frag {
                 // Quotes and NDP are only read from unfragmented messages.
             } else if icmp.is_v6_error() {
@@ -198,46 +217,44 @@ fn parse_frame(rdr: &mut ChainReader<'_>, end: usize, expect: Expect) -> Result<
             } else if NdpMsg::is_ndp(icmp.ty) {
                 h.ndp = Some(parse_ndp(rdr, &icmp, l4_off + l4_len)?);
             }
-            L4::Icmpv6(icmp)
+            h.l4 = Some(L4::Icmpv6(icmp));
+            IcmpHdr::LEN
         }
         _ if expect == Expect::Inner => return Err(ParseError::UnsupportedProtocol(l3_kind)),
-        _ => return Ok(h),
+        _ => return Ok(()),
     };
     if rdr.pos() > l4_off + l4_len && !first_frag {
+        h.l4 = None;
         return Err(ParseError::BadLength(l3_kind));
     }
-    let body = match l4 {
-        L4::Tcp(t) => l4_off + t.hdr_len(),
-        L4::Udp(_) => l4_off + UdpHdr::LEN,
-        L4::Icmpv4(_) | L4::Icmpv6(_) => l4_off + IcmpHdr::LEN,
-    };
-    h.offsets.body = body as u32;
-    h.l4 = Some(l4);
-    Ok(h)
+    h.offsets.body = (l4_off + hdr_len) as u32;
+    Ok(())
 }
 
+/// Parse an IPv4 header with its options into `ip`.
 #[inline(always)]
-fn parse_ipv4(rdr: &mut ChainReader<'_>) -> Result<Ipv4Hdr, ParseError> {
+fn parse_ipv4(rdr: &mut ChainReader<'_>, ip: &mut Ipv4Hdr) -> Result<(), ParseError> {
     let mut s: Scratch = [0; MAX_TAKE];
-    let (mut ip, opt_len) = Ipv4Hdr::parse_fixed(rdr.take(Ipv4Hdr::MIN_LEN, &mut s, HeaderKind::Ipv4)?)?;
+    let opt_len = ip.read_fixed(rdr.take(Ipv4Hdr::MIN_LEN, &mut s, HeaderKind::Ipv4)?)?;
     if opt_len > 0 {
         ip.set_options(rdr.take(opt_len, &mut s, HeaderKind::Ipv4)?)?;
     }
-    Ok(ip)
+    Ok(())
 }
 
-/// Parse an IPv6 header and its extension headers. With `check_len`, the
-/// payload length must fit before `end`, and the extension headers inside
-/// it; returns the header and the upper-layer length.
+/// Parse an IPv6 header and its extension headers into `ip`. With
+/// `check_len`, the payload length must fit before `end`, and the
+/// extension headers inside it; returns the upper-layer length.
 #[inline(always)]
 fn parse_ipv6(
     rdr: &mut ChainReader<'_>,
     end: usize,
     check_len: bool,
-) -> Result<(Ipv6Hdr, usize), ParseError> {
+    ip: &mut Ipv6Hdr,
+) -> Result<usize, ParseError> {
     let mut s: Scratch = [0; MAX_TAKE];
     let start = rdr.pos();
-    let mut ip = Ipv6Hdr::parse_fixed(rdr.take(Ipv6Hdr::LEN, &mut s, HeaderKind::Ipv6)?)?;
+    ip.read_fixed(rdr.take(Ipv6Hdr::LEN, &mut s, HeaderKind::Ipv6)?)?;
     let payload = usize::from(ip.payload_len);
     if check_len && start + Ipv6Hdr::LEN + payload > end {
         return Err(ParseError::BadLength(HeaderKind::Ipv6));
@@ -259,7 +276,7 @@ fn parse_ipv6(
         next = nh;
     }
     ip.proto = next;
-    Ok((ip, payload.saturating_sub(ext_len)))
+    Ok(payload.saturating_sub(ext_len))
 }
 
 /// Parse the IP header and first 8 transport bytes an ICMP error quotes;
@@ -276,9 +293,13 @@ fn parse_embedded(
     };
     offsets.embedded_l3 = rdr.pos() as u32;
     let l3 = if v6 {
-        EmbeddedL3::Ipv6(parse_ipv6(rdr, end, false).map_err(trunc)?.0)
+        let mut ip = Ipv6Hdr::EMPTY;
+        parse_ipv6(rdr, end, false, &mut ip).map_err(trunc)?;
+        EmbeddedL3::Ipv6(ip)
     } else {
-        EmbeddedL3::Ipv4(parse_ipv4(rdr).map_err(trunc)?)
+        let mut ip = Ipv4Hdr::EMPTY;
+        parse_ipv4(rdr, &mut ip).map_err(trunc)?;
+        EmbeddedL3::Ipv4(ip)
     };
     offsets.embedded_ulp = rdr.pos() as u32;
     let mut s: Scratch = [0; MAX_TAKE];

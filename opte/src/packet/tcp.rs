@@ -45,10 +45,19 @@ pub enum TcpOption {
     WindowScale(u8),
     SackPermitted,
     /// Up to four SACK blocks (left, right edges); `count` are valid.
-    Sack { blocks: [(u32, u32); 4], count: u8 },
-    Timestamps { val: u32, ecr: u32 },
+    Sack {
+        blocks: [(u32, u32); 4],
+        count: u8,
+    },
+    Timestamps {
+        val: u32,
+        ecr: u32,
+    },
     /// An option this parser does not interpret.
-    Unknown { kind: u8, len: u8 },
+    Unknown {
+        kind: u8,
+        len: u8,
+    },
 }
 
 impl TcpHdr {
@@ -66,34 +75,56 @@ impl TcpHdr {
         self.options.get(..usize::from(self.opt_len)).unwrap_or(&[])
     }
 
+    /// A header with every field zero (the starting point for
+    /// [`TcpHdr::read_fixed`]).
+    pub const EMPTY: Self = Self {
+        src_port: 0,
+        dst_port: 0,
+        seq: 0,
+        ack: 0,
+        reserved: 0,
+        flags: 0,
+        window: 0,
+        csum: 0,
+        urgent: 0,
+        opt_len: 0,
+        options: [0; MAX_TCP_OPTIONS],
+    };
+
     /// Read the fixed 20 bytes; returns the header and the options length.
-    #[inline(always)]
     pub fn parse_fixed(b: &[u8]) -> Result<(Self, usize), ParseError> {
+        let mut h = Self::EMPTY;
+        let opt_len = h.read_fixed(b)?;
+        Ok((h, opt_len))
+    }
+
+    /// Read the fixed 20 bytes into `self` in place (options untouched);
+    /// returns the options length to read next.
+    #[inline(always)]
+    pub fn read_fixed(&mut self, b: &[u8]) -> Result<usize, ParseError> {
         let b: &[u8; Self::MIN_LEN] =
             b.try_into().map_err(|_| ParseError::Truncated(HeaderKind::Tcp))?;
         let off = usize::from(b[12] >> 4) * 4;
         if off < Self::MIN_LEN {
             return Err(ParseError::BadLength(HeaderKind::Tcp));
         }
-        let hdr = Self {
-            src_port: u16::from_be_bytes([b[0], b[1]]),
-            dst_port: u16::from_be_bytes([b[2], b[3]]),
-            seq: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
-            ack: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
-            reserved: b[12] & 0x0f,
-            flags: b[13],
-            window: u16::from_be_bytes([b[14], b[15]]),
-            csum: u16::from_be_bytes([b[16], b[17]]),
-            urgent: u16::from_be_bytes([b[18], b[19]]),
-            opt_len: 0,
-            options: [0; MAX_TCP_OPTIONS],
-        };
-        Ok((hdr, off - Self::MIN_LEN))
+        self.src_port = u16::from_be_bytes([b[0], b[1]]);
+        self.dst_port = u16::from_be_bytes([b[2], b[3]]);
+        self.seq = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+        self.ack = u32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+        self.reserved = b[12] & 0x0f;
+        self.flags = b[13];
+        self.window = u16::from_be_bytes([b[14], b[15]]);
+        self.csum = u16::from_be_bytes([b[16], b[17]]);
+        self.urgent = u16::from_be_bytes([b[18], b[19]]);
+        self.opt_len = 0;
+        Ok(off - Self::MIN_LEN)
     }
 
     /// Attach and check the option bytes read after the fixed header.
     pub fn set_options(&mut self, opts: &[u8]) -> Result<(), ParseError> {
-        let dst = self.options.get_mut(..opts.len()).ok_or(ParseError::BadLength(HeaderKind::Tcp))?;
+        let dst =
+            self.options.get_mut(..opts.len()).ok_or(ParseError::BadLength(HeaderKind::Tcp))?;
         dst.copy_from_slice(opts);
         self.opt_len = opts.len() as u8;
         for o in self.option_iter() {

@@ -1,0 +1,52 @@
+//! Parsing allocates nothing: a counting global allocator sees no heap
+//! allocation across thousands of parses of every benchmark frame. (This
+//! is the only test in this binary, so nothing else allocates while it
+//! counts.)
+
+use bench::{Dir, Scenario};
+use opte::packet::Headers;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged, only counting.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn parse_allocates_nothing() {
+    let k = fakekernel::scope();
+    let frames: Vec<_> = Scenario::all().into_iter().map(|s| (s, s.mblk())).collect();
+    let before = ALLOCS.load(Ordering::Relaxed);
+    let mut ok = 0usize;
+    for _ in 0..1000 {
+        for (s, m) in &frames {
+            let r = match s.dir {
+                Dir::Out => Headers::parse_guest(m),
+                Dir::In => Headers::parse_underlay(m),
+            };
+            ok += usize::from(r.is_ok());
+        }
+    }
+    let after = ALLOCS.load(Ordering::Relaxed);
+    assert_eq!(ok, 1000 * frames.len(), "every benchmark frame parses");
+    assert_eq!(after - before, 0, "heap allocations during parsing");
+    drop(frames);
+    k.assert_clean();
+}

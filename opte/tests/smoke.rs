@@ -1,0 +1,52 @@
+//! A first end-to-end check: build, split, parse, change, emit.
+
+use opte::ddi::MsgBlk;
+use opte::packet::*;
+use opte_api::{Ipv4Addr, MacAddr};
+
+fn tcp4() -> FrameBuilder {
+    let mut b = FrameBuilder::new(EtherHdr {
+        dst: MacAddr::from_bytes([2, 0, 0, 0, 0, 1]),
+        src: MacAddr::from_bytes([2, 0, 0, 0, 0, 2]),
+        ether_type: 0,
+    });
+    let (ip, _) = Ipv4Hdr::parse_fixed(&[
+        0x45, 0, 0, 20, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ])
+    .unwrap();
+    b.l3 = Some(L3::Ipv4(ip));
+    let (tcp, _) = TcpHdr::parse_fixed(&[
+        0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+    ])
+    .unwrap();
+    b.l4 = Some(L4::Tcp(tcp));
+    b
+}
+
+#[test]
+fn parse_split_emit() {
+    let k = fakekernel::scope();
+    let bytes = tcp4().to_bytes(b"hello");
+    for split in 0..bytes.len() {
+        let (a, b) = bytes.split_at(split);
+        let mp = fakekernel::msg::chain_from_segments(&[a, b], 0);
+        let m = unsafe { MsgBlk::wrap(mp) }.unwrap();
+        let mut p = Packet::parse_guest(m).map_err(|f| f.error).unwrap();
+        let Some(L3::Ipv4(ip)) = &mut p.headers_mut().l3 else { panic!() };
+        ip.src = Ipv4Addr::new(192, 168, 7, 9);
+        let Some(L4::Tcp(t)) = &mut p.headers_mut().l4 else { panic!() };
+        t.src_port = 1234;
+        p.emit().unwrap();
+        let out = p.mblk().to_vec();
+        let ep = etherparse::SlicedPacket::from_ethernet(&out).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(ip4)) = ep.net else { panic!() };
+        assert_eq!(ip4.header().source(), [192, 168, 7, 9]);
+        let h = ip4.header().to_header();
+        assert_eq!(h.header_checksum, h.calc_header_checksum());
+        let Some(etherparse::TransportSlice::Tcp(t)) = ep.transport else { panic!() };
+        let th = t.to_header();
+        assert_eq!(th.source_port, 1234);
+        assert_eq!(th.checksum, th.calc_checksum_ipv4(&h, t.payload()).unwrap(), "split {split}");
+    }
+    k.assert_clean();
+}
