@@ -50,3 +50,22 @@ fn parse_split_emit() {
     }
     k.assert_clean();
 }
+
+/// Found by the `parse-guest` fuzz target: writing back unchanged headers
+/// turned an (invalid) all-ones IPv4 header checksum into zero, because an
+/// incremental update by "nothing" added ones'-complement negative zero.
+/// Unchanged headers must leave every byte as it was.
+#[test]
+fn unchanged_emit_leaves_invalid_checksums_alone() {
+    let k = fakekernel::scope();
+    let mut bytes = tcp4().to_bytes(b"x");
+    // IPv4 header checksum (bytes 24..26) and TCP checksum (50..52).
+    for (at, v) in [(24, [0xff, 0xff]), (50, [0xff, 0xff]), (24, [0, 0]), (50, [0, 0])] {
+        bytes[at..at + 2].copy_from_slice(&v);
+        let m = MsgBlk::from_bytes(0, &bytes).unwrap();
+        let mut p = Packet::parse_guest(m).map_err(|f| f.error).unwrap();
+        p.emit().unwrap();
+        assert_eq!(p.mblk().to_vec(), bytes, "checksum bytes {v:?} at {at}");
+    }
+    k.assert_clean();
+}

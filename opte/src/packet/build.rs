@@ -194,7 +194,13 @@ impl FrameBuilder {
                 i.emit(&mut b);
                 v.extend_from_slice(&b);
                 if let Some(e) = &self.embedded {
-                    let mut q = [0u8; 60];
+                    // A quoted IPv6 header with extension headers can be
+                    // longer than any IPv4 header: size the buffer to it.
+                    let hdr_len = match &e.l3 {
+                        EmbeddedL3::Ipv4(ip) => ip.hdr_len(),
+                        EmbeddedL3::Ipv6(ip) => ip.hdr_len(),
+                    };
+                    let mut q = alloc::vec![0u8; hdr_len];
                     let n = match &e.l3 {
                         EmbeddedL3::Ipv4(ip) => ip.emit(&mut q),
                         EmbeddedL3::Ipv6(ip) => ip.emit(&mut q),

@@ -66,6 +66,13 @@ impl Csum {
         self.0 += u64::from(!w);
     }
 
+    /// This sum with its two byte lanes exchanged: the sum of the same
+    /// bytes placed at an odd offset.
+    #[inline]
+    pub fn swapped(&self) -> Csum {
+        Csum(u64::from(self.fold().swap_bytes()))
+    }
+
     /// The folded 16-bit ones'-complement sum (not inverted).
     #[inline]
     pub fn fold(&self) -> u16 {

@@ -126,9 +126,15 @@ impl Rewrite {
         }
     }
 
-    /// Sum of new minus old over `range` of the header.
+    /// Sum of new minus old over `range` of the header: exactly zero when
+    /// the bytes are equal (not the ones'-complement "negative zero" that
+    /// summing `x + !x` gives), so an unchanged header leaves every
+    /// checksum, even an invalid one, as it was.
     fn delta(&self, range: core::ops::Range<usize>) -> Csum {
         let mut d = Csum::new();
+        if self.new.get(range.clone()) == self.old.get(range.clone()) {
+            return d;
+        }
         d.add_bytes(self.new.get(range.clone()).unwrap_or(&[]));
         d.sub_bytes(self.old.get(range).unwrap_or(&[]));
         d
@@ -195,9 +201,9 @@ impl Packet {
                 if usize::from(r.old[0] & 0x0f) * 4 != len {
                     return Err(EmitError::HeaderLengthChanged(HeaderKind::Ipv4));
                 }
-                // Pseudo-header: protocol (byte 9), source, destination.
-                pseudo.add_u16(u16::from(r.new[9]));
-                pseudo.sub_u16(u16::from(r.old[9]));
+                // Pseudo-header: protocol (byte 9, carried in the low
+                // lane of its pseudo-header word), source, destination.
+                pseudo.add_sum(r.delta(9..10).swapped());
                 pseudo.add_sum(r.delta(12..20));
                 let ck = if off.nic_fills_ip4 { old_ck } else { update(old_ck, r.delta(0..len)) };
                 r.set_new_u16(10, ck);
@@ -216,8 +222,9 @@ impl Packet {
                 // change here.
                 pseudo.add_sum(r.delta(8..40));
                 if ip.ext.is_empty() {
-                    pseudo.add_u16(u16::from(r.new[6]));
-                    pseudo.sub_u16(u16::from(r.old[6]));
+                    // The next header byte sits in the low lane of its
+                    // word, as the pseudo-header carries it.
+                    pseudo.add_sum(r.delta(6..7).swapped());
                 }
                 r.commit(m, &mut inner_delta)?;
             }

@@ -74,7 +74,10 @@ impl Headers {
             return Err(ParseError::UnsupportedProtocol(HeaderKind::Udp));
         }
         let ip_end = udp_off + usize::from(ip6.payload_len) - ip6.ext.wire_len();
-        if udp_off + usize::from(udp.len) > ip_end {
+        // The UDP payload must hold the fixed Geneve header.
+        if udp_off + usize::from(udp.len) > ip_end
+            || usize::from(udp.len) < UdpHdr::LEN + GeneveHdr::LEN
+        {
             return Err(ParseError::BadLength(HeaderKind::Udp));
         }
         let udp_end = udp_off + usize::from(udp.len);
@@ -223,7 +226,10 @@ fn parse_frame(
         _ if expect == Expect::Inner => return Err(ParseError::UnsupportedProtocol(l3_kind)),
         _ => return Ok(()),
     };
-    if rdr.pos() > l4_off + l4_len && !first_frag {
+    // The transport header lies inside the IP payload, a first fragment's
+    // too: read from bytes after it (Ethernet padding), a rewrite would
+    // land outside the packet.
+    if rdr.pos() > l4_off + l4_len {
         h.l4 = None;
         return Err(ParseError::BadLength(l3_kind));
     }
@@ -291,6 +297,12 @@ fn parse_embedded(
         ParseError::Truncated(_) => ParseError::Truncated(HeaderKind::IcmpEmbedded),
         e => e,
     };
+    // The quote's fixed IP header and transport bytes must lie before
+    // `end`, or they would be read from whatever follows the packet.
+    let fixed = if v6 { Ipv6Hdr::LEN } else { Ipv4Hdr::MIN_LEN };
+    if rdr.pos() + fixed + Embedded::ULP_LEN > end {
+        return Err(ParseError::Truncated(HeaderKind::IcmpEmbedded));
+    }
     offsets.embedded_l3 = rdr.pos() as u32;
     let l3 = if v6 {
         let mut ip = Ipv6Hdr::EMPTY;

@@ -1,0 +1,7 @@
+#![no_main]
+//! Fuzz the guest-frame parser over arbitrary bytes split into blocks.
+
+use libfuzzer_sys::fuzz_target;
+use opte_fuzz::{Entry, run};
+
+fuzz_target!(|data: &[u8]| run(data, Entry::Guest));
