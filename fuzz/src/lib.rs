@@ -23,8 +23,10 @@ fn chain(data: &[u8]) -> Option<(MsgBlk, &[u8])> {
         return None;
     }
     let (cuts, pkt) = rest.split_at(cuts_len);
-    let mut bounds: Vec<usize> =
-        cuts.iter().map(|c| if pkt.is_empty() { 0 } else { usize::from(*c) % (pkt.len() + 1) }).collect();
+    let mut bounds: Vec<usize> = cuts
+        .iter()
+        .map(|c| if pkt.is_empty() { 0 } else { usize::from(*c) % (pkt.len() + 1) })
+        .collect();
     bounds.sort_unstable();
     let mut pieces = Vec::with_capacity(segs);
     let mut prev = 0;

@@ -45,7 +45,7 @@ impl Ipv6Ext {
     }
 
     /// Length on the wire in bytes.
-    pub fn len(&self) -> usize {
+    pub fn wire_len(&self) -> usize {
         match self {
             Self::HopByHop { len } | Self::DestOpts { len } | Self::Routing { len, .. } => {
                 usize::from(*len)
@@ -66,7 +66,7 @@ impl Ipv6Ext {
     /// are filled with PadN/Pad1 and routing data with zeros. Returns the
     /// length written, 0 if `out` is too short.
     pub fn emit(&self, next: u8, out: &mut [u8]) -> usize {
-        let n = self.len();
+        let n = self.wire_len();
         let Some(out) = out.get_mut(..n) else { return 0 };
         let Some((h, rest)) = out.split_first_chunk_mut::<2>() else { return 0 };
         h[0] = next;
@@ -133,7 +133,7 @@ impl Ipv6ExtHdrs {
 
     /// Total bytes of all extension headers.
     pub fn wire_len(&self) -> usize {
-        self.iter().map(Ipv6Ext::len).sum()
+        self.iter().map(Ipv6Ext::wire_len).sum()
     }
 
     /// The fragment header, if any.

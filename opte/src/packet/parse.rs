@@ -272,7 +272,7 @@ fn parse_ipv6(
             return Err(ParseError::TooManyExtHeaders);
         }
         let (ext, nh) = Ipv6Hdr::parse_ext(next, rdr.take(8, &mut s, HeaderKind::Ipv6Ext)?)?;
-        let len = ext.len();
+        let len = ext.wire_len();
         ext_len += len;
         if check_len && ext_len > payload {
             return Err(ParseError::BadLength(HeaderKind::Ipv6Ext));
