@@ -258,40 +258,50 @@ impl MsgBlk {
     }
 
     /// Remove the first `n` bytes. Blocks left empty at the front are
-    /// freed (offload state moves to the new head).
+    /// freed (offload state moves to the new head). On failure (copying a
+    /// shared new head) the message is unchanged.
     pub fn trim_front(&mut self, n: usize) -> Result<(), MsgBlkError> {
         if n > self.len() {
             return Err(MsgBlkError::OutOfRange);
         }
+        // Find the block that becomes the head, and the one before it.
+        let mut prev: *mut mblk_t = ptr::null_mut();
+        let mut mp = self.head.as_ptr();
         let mut left = n;
         loop {
-            let head = self.head.as_ptr();
-            // SAFETY: head is live.
-            let len = unsafe { blk_len(head) };
-            // SAFETY: head is live.
-            let next = unsafe { (*head).b_cont };
+            // SAFETY: mp is a live block of our chain.
+            let (len, next) = unsafe { (blk_len(mp), (*mp).b_cont) };
             if left < len || next.is_null() {
-                // SAFETY: left <= len here (n <= total length), so rptr
-                // stays within b_rptr..=b_wptr. Moving rptr forward
-                // doesn't write the (possibly shared) dblk's bytes.
-                unsafe { (*head).b_rptr = (*head).b_rptr.add(left.min(len)) };
-                return Ok(());
+                break;
             }
             left -= len;
-            // The head is used up: free it and make `next` the head,
-            // carrying the offload state over.
-            // SAFETY: next is a live block of our chain; we unlink head
-            // before freeing it so the rest of the chain survives.
+            prev = mp;
+            mp = next;
+        }
+        if !prev.is_null() {
+            // The new head takes the offload state: copy it first if its
+            // dblk is shared, before anything is freed.
+            // SAFETY: mp is a live block of our chain.
+            if unsafe { (*(*mp).b_datap).db_ref } != 1 {
+                mp = self.make_writable(prev, mp)?;
+            }
+            let first = self.head.as_ptr();
+            // SAFETY: first and mp are live blocks of our chain and mp's
+            // dblk is ours alone; prev is the block before mp, so cutting
+            // the chain there and freeing from first frees exactly the
+            // blocks in front of mp.
             unsafe {
-                (*head).b_cont = ptr::null_mut();
-                self.head = NonNull::new_unchecked(next);
-                if (*(*next).b_datap).db_ref != 1 {
-                    self.make_writable_head()?;
-                }
-                copy_offload_state((*head).b_datap, (*self.head.as_ptr()).b_datap);
-                sys::freeb(head);
+                copy_offload_state((*first).b_datap, (*mp).b_datap);
+                (*prev).b_cont = ptr::null_mut();
+                sys::freemsg(first);
+                self.head = NonNull::new_unchecked(mp);
             }
         }
+        // SAFETY: mp is our live head and left <= its length (n <= total
+        // length), so rptr stays within b_rptr..=b_wptr. Moving rptr
+        // forward doesn't write the (possibly shared) dblk's bytes.
+        unsafe { (*mp).b_rptr = (*mp).b_rptr.add(left.min(blk_len(mp))) };
+        Ok(())
     }
 
     fn make_writable_head(&mut self) -> Result<(), MsgBlkError> {

@@ -59,20 +59,43 @@ impl Offload {
 
     /// The new transport checksum, from the old one and the change in the
     /// bytes it covers (`delta`) and in the pseudo-header (`pseudo`).
-    fn l4_csum(&self, old: u16, delta: Csum, pseudo: Csum, zero_means_none: bool) -> u16 {
+    fn l4_csum(&self, old: u16, delta: Csum, pseudo: Csum, zero: ZeroCsum) -> u16 {
         if self.nic_fills_l4 {
             old
         } else if self.partial_l4 {
             update_partial(old, pseudo)
-        } else if zero_means_none && old == 0 {
+        } else if zero == ZeroCsum::MeansNone && old == 0 {
             0
         } else {
             let mut d = delta;
             d.add_sum(pseudo);
             let c = update(old, d);
-            if zero_means_none && c == 0 { 0xffff } else { c }
+            if zero != ZeroCsum::Ordinary && c == 0 { 0xffff } else { c }
         }
     }
+}
+
+/// What a transport checksum of zero means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ZeroCsum {
+    /// An ordinary value (TCP, ICMP).
+    Ordinary,
+    /// "No checksum" (UDP over IPv4): a zero stays zero, and a computed
+    /// zero is sent as 0xffff (RFC 768).
+    MeansNone,
+    /// Forbidden (UDP over IPv6, RFC 8200 8.1): a computed zero is sent
+    /// as 0xffff.
+    Forbidden,
+}
+
+/// The header length a header's wire bytes state: the 4-bit count of
+/// 4-byte words in byte `at` of the header at `off` (the low nibble for
+/// the IPv4 IHL, the high one for the TCP data offset).
+fn stated_len(m: &MsgBlk, off: usize, at: usize, high: bool) -> Result<usize, EmitError> {
+    let mut b = [0u8];
+    m.read_at(off + at, &mut b)?;
+    let [b] = b;
+    Ok(usize::from(if high { b >> 4 } else { b & 0x0f }) * 4)
 }
 
 /// One header's old and new bytes at an offset.
@@ -195,12 +218,14 @@ impl Packet {
         match &mut h.l3 {
             Some(L3::Ipv4(ip)) => {
                 let len = ip.hdr_len();
+                // Checked before reading: a longer header may run past the
+                // packet.
+                if stated_len(m, l3_off, 0, false)? != len {
+                    return Err(EmitError::HeaderLengthChanged(HeaderKind::Ipv4));
+                }
                 let mut r = Rewrite::new(m, l3_off, len, HeaderKind::Ipv4, |b| ip.emit(b))?;
                 let old_ck = r.old_u16(10);
                 r.set_new_u16(10, old_ck);
-                if usize::from(r.old[0] & 0x0f) * 4 != len {
-                    return Err(EmitError::HeaderLengthChanged(HeaderKind::Ipv4));
-                }
                 // Pseudo-header: protocol (byte 9, carried in the low
                 // lane of its pseudo-header word), source, destination.
                 pseudo.add_sum(r.delta(9..10).swapped());
@@ -257,10 +282,14 @@ impl Packet {
         let icmp_v6 = matches!(h.l4, Some(L4::Icmpv6(_)));
         match &mut h.l4 {
             Some(L4::Tcp(t)) => {
+                // A longer header would overwrite the payload.
+                if stated_len(m, l4_off, 12, true)? != t.hdr_len() {
+                    return Err(EmitError::HeaderLengthChanged(HeaderKind::Tcp));
+                }
                 let mut r = Rewrite::new(m, l4_off, t.hdr_len(), HeaderKind::Tcp, |b| t.emit(b))?;
                 let old = r.old_u16(16);
                 r.set_new_u16(16, old);
-                let ck = off.l4_csum(old, r.delta(0..r.len), pseudo, false);
+                let ck = off.l4_csum(old, r.delta(0..r.len), pseudo, ZeroCsum::Ordinary);
                 r.set_new_u16(16, ck);
                 t.csum = ck;
                 r.commit(m, &mut inner_delta)?;
@@ -274,8 +303,11 @@ impl Packet {
                 })?;
                 let old = r.old_u16(6);
                 r.set_new_u16(6, old);
-                let v4 = matches!(h.l3, Some(L3::Ipv4(_)));
-                let ck = off.l4_csum(old, r.delta(0..UdpHdr::LEN), pseudo, v4);
+                let zero = match h.l3 {
+                    Some(L3::Ipv4(_)) => ZeroCsum::MeansNone,
+                    _ => ZeroCsum::Forbidden,
+                };
+                let ck = off.l4_csum(old, r.delta(0..UdpHdr::LEN), pseudo, zero);
                 r.set_new_u16(6, ck);
                 u.csum = ck;
                 r.commit(m, &mut inner_delta)?;
@@ -292,7 +324,7 @@ impl Packet {
                 let mut d = r.delta(0..IcmpHdr::LEN);
                 d.add_sum(quote_delta);
                 let ps = if icmp_v6 { pseudo } else { Csum::new() };
-                let ck = off.l4_csum(old, d, ps, false);
+                let ck = off.l4_csum(old, d, ps, ZeroCsum::Ordinary);
                 r.set_new_u16(2, ck);
                 i.csum = ck;
                 r.commit(m, &mut inner_delta)?;
@@ -309,17 +341,22 @@ impl Packet {
     /// Compute the IPv4 header checksum and the transport checksum in
     /// full (not from the old values), and clear the transmit offload
     /// requests they satisfy. Fragments keep their transport checksum: it
-    /// covers the whole datagram.
+    /// covers the whole datagram. A non-zero outer UDP checksum is updated
+    /// for the changes.
     pub fn compute_checksums(&mut self) -> Result<(), EmitError> {
         let m = &mut self.mblk;
         let h = &mut self.hdrs;
         let l3_off = h.offsets.l3 as usize;
         let l4_off = h.offsets.l4 as usize;
         let l4_len = h.l4_len as usize;
+        // Changes inside the outer UDP payload, for its checksum.
+        let mut inner_delta = Csum::new();
         let (pseudo, fragment) = match &mut h.l3 {
             Some(L3::Ipv4(ip)) => {
+                let old = read_u16(m, l3_off + 10)?;
                 ip.csum = ip.compute_csum();
                 m.write_at(l3_off + 10, &ip.csum.to_be_bytes())?;
+                inner_delta.add_sum(word_delta(old, ip.csum));
                 (ip.pseudo_sum(l4_len), ip.flags_frag & (Ipv4Hdr::MF | 0x1fff) != 0)
             }
             Some(L3::Ipv6(ip)) => (ip.pseudo_sum(l4_len), ip.ext.fragment().is_some()),
@@ -334,6 +371,7 @@ impl Packet {
                 None => None,
             };
             if let Some((at, with_pseudo)) = field {
+                let old = read_u16(m, l4_off + at)?;
                 m.write_at(l4_off + at, &[0, 0])?;
                 let mut s = sum_range(m, l4_off, l4_len)?;
                 if with_pseudo {
@@ -345,12 +383,25 @@ impl Packet {
                     ck = 0xffff;
                 }
                 m.write_at(l4_off + at, &ck.to_be_bytes())?;
+                inner_delta.add_sum(word_delta(old, ck));
                 match &mut h.l4 {
                     Some(L4::Tcp(t)) => t.csum = ck,
                     Some(L4::Udp(u)) => u.csum = ck,
                     Some(L4::Icmpv4(i)) | Some(L4::Icmpv6(i)) => i.csum = ck,
                     None => {}
                 }
+            }
+        }
+        if let Some(enc) = &mut h.outer {
+            // Both fields lie at even offsets of the UDP payload.
+            let at = EtherHdr::LEN + enc.ip6.hdr_len() + 6;
+            let old = read_u16(m, at)?;
+            if old != 0 {
+                enc.udp.csum = match update(old, inner_delta) {
+                    0 => 0xffff,
+                    v => v,
+                };
+                m.write_at(at, &enc.udp.csum.to_be_bytes())?;
             }
         }
         let flags = m.offload_flags();
@@ -448,6 +499,24 @@ impl Packet {
     }
 }
 
+/// The 16-bit word at `off` of the message.
+fn read_u16(m: &MsgBlk, off: usize) -> Result<u16, EmitError> {
+    let mut b = [0u8; 2];
+    m.read_at(off, &mut b)?;
+    Ok(u16::from_be_bytes(b))
+}
+
+/// The change in a sum when a 16-bit word at an even offset goes from
+/// `old` to `new`: exactly zero when they are equal.
+fn word_delta(old: u16, new: u16) -> Csum {
+    let mut d = Csum::new();
+    if old != new {
+        d.add_u16(new);
+        d.sub_u16(old);
+    }
+    d
+}
+
 fn out_bytes(buf: &[u8], n: usize) -> &[u8] {
     buf.get(..n).unwrap_or(&[])
 }
@@ -487,6 +556,9 @@ fn emit_embedded(
     match &mut e.l3 {
         EmbeddedL3::Ipv4(ip) => {
             let len = ip.hdr_len();
+            if stated_len(m, l3_off, 0, false)? != len {
+                return Err(EmitError::HeaderLengthChanged(HeaderKind::IcmpEmbedded));
+            }
             let mut r = Rewrite::new(m, l3_off, len, HeaderKind::IcmpEmbedded, |b| ip.emit(b))?;
             let old = r.old_u16(10);
             r.set_new_u16(10, old);

@@ -59,7 +59,7 @@ pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr) -> Ipv4Hdr {
 
 /// `ip` carrying the raw option bytes `opts` (a multiple of 4 long).
 pub fn with_ip4_options(mut ip: Ipv4Hdr, opts: &[u8]) -> Ipv4Hdr {
-    assert!(opts.len() % 4 == 0 && opts.len() <= MAX_IPV4_OPTIONS);
+    assert!(opts.len().is_multiple_of(4) && opts.len() <= MAX_IPV4_OPTIONS);
     ip.options = [0; MAX_IPV4_OPTIONS];
     ip.options[..opts.len()].copy_from_slice(opts);
     ip.opt_len = opts.len() as u8;
@@ -196,13 +196,22 @@ pub fn tcp4_ip_options() -> Sample {
 }
 
 pub fn udp4() -> Sample {
-    let b = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01";
-    Sample::new("udp4", guest_fb(L3::Ipv4(ipv4(GUEST_V4, REMOTE_V4)), Some(L4::Udp(udp(5353, 53)))), b)
+    let b =
+        b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01";
+    Sample::new(
+        "udp4",
+        guest_fb(L3::Ipv4(ipv4(GUEST_V4, REMOTE_V4)), Some(L4::Udp(udp(5353, 53)))),
+        b,
+    )
 }
 
 pub fn icmp4_echo() -> Sample {
     let i = icmp(icmpv4_type::ECHO_REQUEST, 0, [0x1b, 0x39, 0, 1]);
-    Sample::new("icmp4-echo", guest_fb(L3::Ipv4(ipv4(GUEST_V4, REMOTE_V4)), Some(L4::Icmpv4(i))), b"ping payload 0123456789")
+    Sample::new(
+        "icmp4-echo",
+        guest_fb(L3::Ipv4(ipv4(GUEST_V4, REMOTE_V4)), Some(L4::Icmpv4(i))),
+        b"ping payload 0123456789",
+    )
 }
 
 /// The IPv4 header a quoted packet had (checksum filled in).
@@ -225,8 +234,17 @@ pub fn icmp4_unreach() -> Sample {
 }
 
 pub fn tcp6() -> Sample {
-    let t = tcp(49154, 80, tcp_flags::ACK, &[TcpOption::Timestamps { val: 7, ecr: 9 }, TcpOption::Nop, TcpOption::Nop]);
-    Sample::new("tcp6", guest_fb(L3::Ipv6(ipv6(GUEST_V6, REMOTE_V6)), Some(L4::Tcp(t))), b"GET / HTTP/1.1\r\n\r\n")
+    let t = tcp(
+        49154,
+        80,
+        tcp_flags::ACK,
+        &[TcpOption::Timestamps { val: 7, ecr: 9 }, TcpOption::Nop, TcpOption::Nop],
+    );
+    Sample::new(
+        "tcp6",
+        guest_fb(L3::Ipv6(ipv6(GUEST_V6, REMOTE_V6)), Some(L4::Tcp(t))),
+        b"GET / HTTP/1.1\r\n\r\n",
+    )
 }
 
 pub fn udp6_ext() -> Sample {
@@ -234,7 +252,11 @@ pub fn udp6_ext() -> Sample {
         ipv6(GUEST_V6, REMOTE_V6),
         &[Ipv6Ext::HopByHop { len: 8 }, Ipv6Ext::DestOpts { len: 16 }],
     );
-    Sample::new("udp6+ext", guest_fb(L3::Ipv6(ip), Some(L4::Udp(udp(40000, 4789)))), b"odd-length body")
+    Sample::new(
+        "udp6+ext",
+        guest_fb(L3::Ipv6(ip), Some(L4::Udp(udp(40000, 4789)))),
+        b"odd-length body",
+    )
 }
 
 pub fn udp6_first_fragment() -> Sample {
@@ -245,7 +267,11 @@ pub fn udp6_first_fragment() -> Sample {
 
 pub fn icmp6_echo() -> Sample {
     let i = icmp(icmpv6_type::ECHO_REPLY, 0, [0x77, 0x01, 0x00, 0x2a]);
-    Sample::new("icmp6-echo", guest_fb(L3::Ipv6(ipv6(GUEST_V6, REMOTE_V6)), Some(L4::Icmpv6(i))), b"abcdefgh")
+    Sample::new(
+        "icmp6-echo",
+        guest_fb(L3::Ipv6(ipv6(GUEST_V6, REMOTE_V6)), Some(L4::Icmpv6(i))),
+        b"abcdefgh",
+    )
 }
 
 /// The IPv6 header a quoted packet had.
@@ -578,10 +604,8 @@ pub fn checksum_problems(f: &[u8], underlay: bool) -> Vec<String> {
     let ip = &f[s.l3..];
     let pseudo = if s.v6 { pseudo6(ip, s.proto, l4.len()) } else { pseudo4(ip, s.proto, l4.len()) };
     match (s.proto, s.v6) {
-        (6, _) | (58, true) => {
-            if ones_sum(&[&pseudo, l4]) != 0xffff {
-                out.push(format!("protocol {} checksum", s.proto));
-            }
+        (6, _) | (58, true) if ones_sum(&[&pseudo, l4]) != 0xffff => {
+            out.push(format!("protocol {} checksum", s.proto));
         }
         (17, _) => {
             let ck = be16(l4, 6);
