@@ -481,7 +481,7 @@ fn push_encap_uses_the_headroom_when_it_fits() {
     let k = fakekernel::scope();
     let enc = encap(0x12_3456, all_options());
     let need = enc.wire_len();
-    for s in guest_samples().iter().filter(|s| !matches!(s.fb.l3, Some(L3::Arp(_)))) {
+    for s in guest_samples().iter().filter(|s| s.fb.l4.is_some()) {
         let mut p = sample_pkt(s, need + 3);
         let live = k.live();
         p.push_encap(enc, OuterUdpCsum::Zero).unwrap();
@@ -594,7 +594,7 @@ fn emit_copies_shared_blocks_before_writing() {
 #[test]
 fn push_encap_computes_the_outer_udp_checksum_and_emit_keeps_it() {
     let k = fakekernel::scope();
-    for s in guest_samples().iter().filter(|s| !matches!(s.fb.l3, Some(L3::Arp(_)))) {
+    for s in guest_samples().iter().filter(|s| s.fb.l4.is_some()) {
         for (csum, cuts) in [
             (OuterUdpCsum::Compute, vec![]),
             (OuterUdpCsum::Compute, vec![7, 33]),
@@ -823,5 +823,32 @@ fn pop_encap_frees_a_shared_block_without_copying_it() {
     drop(p);
     // SAFETY: dup is ours and live.
     unsafe { freeb(dup) };
+    k.assert_clean();
+}
+
+/// The underlay carries only frames its parser accepts (IP with a
+/// transport header): ARP, later fragments and unknown protocols are
+/// refused before anything is written, and a second encapsulation too.
+#[test]
+fn push_encap_refuses_what_the_underlay_cannot_carry() {
+    let k = fakekernel::scope();
+    for s in guest_samples().iter().filter(|s| s.fb.l4.is_none()) {
+        let mut p = parse_guest(chain(&s.bytes(), &[], 0));
+        let before = p.mblk().to_vec();
+        assert_eq!(
+            p.push_encap(encap(1, GeneveOptions::default()), OuterUdpCsum::Zero),
+            Err(EmitError::NotEncapsulable),
+            "{}",
+            s.name
+        );
+        assert_eq!(p.mblk().to_vec(), before, "{}", s.name);
+    }
+    let mut p = parse_guest(chain(&tcp4().bytes(), &[], 0));
+    p.push_encap(encap(1, GeneveOptions::default()), OuterUdpCsum::Zero).unwrap();
+    assert_eq!(
+        p.push_encap(encap(2, GeneveOptions::default()), OuterUdpCsum::Zero),
+        Err(EmitError::AlreadyEncapsulated)
+    );
+    drop(p);
     k.assert_clean();
 }

@@ -180,7 +180,7 @@ fn consistent_prefix_result(s: &Sample, n: usize, len: usize) -> Result<(), Pars
                 }
                 at += e.wire_len();
             }
-            (at, ip.ext.fragment().is_some())
+            (at, ip.ext.fragment().is_some_and(|f| f.more || f.offset != 0))
         }
         None => unreachable!(),
     };

@@ -69,3 +69,49 @@ fn unchanged_emit_leaves_invalid_checksums_alone() {
     }
     k.assert_clean();
 }
+
+/// An IPv6 "atomic fragment" (fragment header, offset 0, no more
+/// fragments) is a whole packet (RFC 6946): its NDP message is read and
+/// its transport checksum is computed like any other.
+#[test]
+fn ipv6_atomic_fragment_is_a_whole_packet() {
+    let k = fakekernel::scope();
+    let mut b = FrameBuilder::new(EtherHdr {
+        dst: MacAddr::from_bytes([0x33, 0x33, 0, 0, 0, 1]),
+        src: MacAddr::from_bytes([2, 0, 0, 0, 0, 2]),
+        ether_type: 0,
+    });
+    let mut ip = Ipv6Hdr::parse_fixed(&{
+        let mut f = [0u8; 40];
+        f[0] = 0x60;
+        f[7] = 255;
+        f[8] = 0xfe;
+        f[9] = 0x80;
+        f[23] = 2;
+        f[24] = 0xff;
+        f[25] = 0x02;
+        f[39] = 1;
+        f
+    })
+    .unwrap();
+    ip.ext.push(Ipv6Ext::Fragment(Ipv6Frag { offset: 0, more: false, ident: 9 })).unwrap();
+    b.l3 = Some(L3::Ipv6(ip));
+    let target = "fe80::1".parse().unwrap();
+    let opts = NdpOptions { src_lla: Some(b.eth.src), ..Default::default() };
+    b.ndp = Some(NdpMsg::NeighborSolicit { target, opts });
+    b.l4 = Some(L4::Icmpv6(IcmpHdr { ty: 0, code: 0, csum: 0, rest: [0; 4] }));
+    let bytes = b.to_bytes(&[]);
+    let m = MsgBlk::from_bytes(0, &bytes).unwrap();
+    let p = Packet::parse_guest(m).map_err(|f| f.error).unwrap();
+    assert_eq!(p.headers().ndp, b.ndp, "NDP read from an atomic fragment");
+    // Spoil the ICMPv6 checksum: a whole packet gets it recomputed.
+    let at = p.headers().offsets.l4 as usize + 2;
+    let mut spoiled = bytes.clone();
+    spoiled[at] ^= 0xff;
+    drop(p);
+    let mut p = Packet::parse_guest(MsgBlk::from_bytes(0, &spoiled).unwrap()).unwrap();
+    p.compute_checksums().unwrap();
+    assert_eq!(p.mblk().to_vec(), bytes);
+    drop(p);
+    k.assert_clean();
+}

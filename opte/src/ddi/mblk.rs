@@ -243,7 +243,6 @@ impl MsgBlk {
                 return Ok(core::slice::from_raw_parts_mut((*head).b_rptr, len));
             }
         }
-        // Leave headroom in the new block for the next push as well.
         let lead = Self::new(len)?.into_raw();
         // SAFETY: lead is a fresh block with `len` bytes of capacity; head
         // is our live head; copying the offload fields between two live

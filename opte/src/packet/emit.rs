@@ -6,9 +6,9 @@
 use super::checksum::{Csum, StreamCsum, update, update_partial};
 use super::error::{EmitError, HeaderKind, ParseError};
 use super::ether::{EtherHdr, ether_type};
-use super::geneve::GeneveHdr;
+use super::geneve::{self, GeneveHdr};
 use super::icmp::{Embedded, EmbeddedL3, IcmpHdr};
-use super::ip4::{Ipv4Hdr, protocol};
+use super::ip4::protocol;
 use super::ip6::{Ipv6ExtHdrs, Ipv6Hdr};
 use super::udp::UdpHdr;
 use super::{Encap, Headers, L3, L4, Packet};
@@ -21,6 +21,22 @@ use illumos_sys_hdrs::{HCK_FULLCKSUM, HCK_FULLCKSUM_OK, HCK_IPV4_HDRCKSUM, HCK_P
 pub struct ParseFailure {
     pub error: ParseError,
     pub mblk: MsgBlk,
+}
+
+/// What a message's hardware checksum flags (`HCK_*`) mean: illumos uses
+/// the same bits for transmit requests and receive verdicts
+/// (`HCK_IPV4_HDRCKSUM` is also `HCK_IPV4_HDRCKSUM_OK`), so the packet
+/// carries which one applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffloadRole {
+    /// On its way to a NIC (a guest's frame): the flags ask the NIC to
+    /// finish checksums, and emission leaves those checksums to it.
+    Transmit,
+    /// From a NIC (an underlay frame): the flags are its verdicts.
+    /// Emission keeps every checksum right itself and drops the flags of
+    /// sums the NIC attached (`HCK_FULLCKSUM`, `HCK_PARTIALCKSUM`), which
+    /// changes would make stale.
+    Receive,
 }
 
 /// The outer UDP checksum of a pushed Geneve encapsulation.
@@ -38,9 +54,10 @@ pub enum OuterUdpCsum {
 /// options).
 const MAX_HDR: usize = 60;
 
-/// Who owns the transport and IPv4 header checksums, from the offload
-/// flags a sender set for the NIC. On receive, `HCK_FULLCKSUM` comes with
-/// `HCK_FULLCKSUM_OK` (a verdict, not a request) and we own the checksum.
+/// Who owns the transport and IPv4 header checksums. On transmit, from
+/// the offload flags a sender set for the NIC (a `HCK_FULLCKSUM` that
+/// comes with `HCK_FULLCKSUM_OK` is a verdict, not a request); on receive
+/// every checksum is ours.
 #[derive(Debug, Clone, Copy)]
 struct Offload {
     nic_fills_l4: bool,
@@ -49,11 +66,16 @@ struct Offload {
 }
 
 impl Offload {
-    fn from_flags(f: u16) -> Self {
-        Self {
-            nic_fills_l4: f & HCK_FULLCKSUM != 0 && f & HCK_FULLCKSUM_OK == 0,
-            partial_l4: f & HCK_PARTIALCKSUM != 0,
-            nic_fills_ip4: f & HCK_IPV4_HDRCKSUM != 0,
+    fn new(f: u16, role: OffloadRole) -> Self {
+        match role {
+            OffloadRole::Transmit => Self {
+                nic_fills_l4: f & HCK_FULLCKSUM != 0 && f & HCK_FULLCKSUM_OK == 0,
+                partial_l4: f & HCK_PARTIALCKSUM != 0,
+                nic_fills_ip4: f & HCK_IPV4_HDRCKSUM != 0,
+            },
+            OffloadRole::Receive => {
+                Self { nic_fills_l4: false, partial_l4: false, nic_fills_ip4: false }
+            }
         }
     }
 
@@ -176,19 +198,21 @@ impl Rewrite {
 
 impl Packet {
     /// Parse a guest frame; on failure the message comes back with the
-    /// reason.
+    /// reason. Its offload flags are read as transmit requests
+    /// ([`OffloadRole::Transmit`]).
     pub fn parse_guest(mblk: MsgBlk) -> Result<Self, ParseFailure> {
         match Headers::parse_guest(&mblk) {
-            Ok(hdrs) => Ok(Self { mblk, hdrs }),
+            Ok(hdrs) => Ok(Self { mblk, hdrs, role: OffloadRole::Transmit }),
             Err(error) => Err(ParseFailure { error, mblk }),
         }
     }
 
     /// Parse an underlay frame; on failure the message comes back with
-    /// the reason.
+    /// the reason. Its offload flags are read as a NIC's receive verdicts
+    /// ([`OffloadRole::Receive`]).
     pub fn parse_underlay(mblk: MsgBlk) -> Result<Self, ParseFailure> {
         match Headers::parse_underlay(&mblk) {
-            Ok(hdrs) => Ok(Self { mblk, hdrs }),
+            Ok(hdrs) => Ok(Self { mblk, hdrs, role: OffloadRole::Receive }),
             Err(error) => Err(ParseFailure { error, mblk }),
         }
     }
@@ -198,7 +222,14 @@ impl Packet {
     /// to match). Headers must keep their lengths; a length change is an
     /// error and leaves the packet as it was up to that header.
     pub fn emit(&mut self) -> Result<(), EmitError> {
-        let off = Offload::from_flags(self.mblk.offload_flags());
+        let flags = self.mblk.offload_flags();
+        let off = Offload::new(flags, self.role);
+        if self.role == OffloadRole::Receive && flags & (HCK_FULLCKSUM | HCK_PARTIALCKSUM) != 0 {
+            // The sums the NIC attached go stale as headers change; its
+            // verdicts (`*_OK`) stay true because every checksum is kept
+            // right below.
+            self.mblk.set_offload_flags(flags & !(HCK_FULLCKSUM | HCK_PARTIALCKSUM))?;
+        }
         let m = &mut self.mblk;
         let h = &mut self.hdrs;
         // Changes inside the outer UDP payload, for its checksum.
@@ -357,9 +388,9 @@ impl Packet {
                 ip.csum = ip.compute_csum();
                 m.write_at(l3_off + 10, &ip.csum.to_be_bytes())?;
                 inner_delta.add_sum(word_delta(old, ip.csum));
-                (ip.pseudo_sum(l4_len), ip.flags_frag & (Ipv4Hdr::MF | 0x1fff) != 0)
+                (ip.pseudo_sum(l4_len), ip.is_fragment())
             }
-            Some(L3::Ipv6(ip)) => (ip.pseudo_sum(l4_len), ip.ext.fragment().is_some()),
+            Some(L3::Ipv6(ip)) => (ip.pseudo_sum(l4_len), ip.is_fragment()),
             _ => (Csum::new(), false),
         };
         if !fragment {
@@ -418,14 +449,23 @@ impl Packet {
     /// outer IPv6 header is sent without extension headers.
     pub fn push_encap(&mut self, mut encap: Encap, csum: OuterUdpCsum) -> Result<(), EmitError> {
         if self.hdrs.outer.is_some() {
-            return Err(EmitError::MissingHeader(HeaderKind::Geneve));
+            return Err(EmitError::AlreadyEncapsulated);
+        }
+        // The underlay carries only what its parser accepts: IP with a
+        // transport header.
+        let has_ip = matches!(self.hdrs.l3, Some(L3::Ipv4(_) | L3::Ipv6(_)));
+        if !has_ip || self.hdrs.l4.is_none() {
+            return Err(EmitError::NotEncapsulable);
         }
         let inner_len = self.mblk.len();
         encap.eth.ether_type = ether_type::IPV6;
         encap.ip6.ext = Ipv6ExtHdrs::default();
         encap.ip6.next_hdr = protocol::UDP;
         encap.ip6.proto = protocol::UDP;
-        encap.geneve = GeneveHdr { ..GeneveHdr::new(encap.geneve.vni, encap.geneve.options) };
+        encap.geneve = GeneveHdr {
+            oam: encap.geneve.oam,
+            ..GeneveHdr::new(encap.geneve.vni, encap.geneve.options)
+        };
         let geneve_len = encap.geneve.hdr_len();
         let udp_len = UdpHdr::LEN + geneve_len + inner_len;
         let udp_len16 = u16::try_from(udp_len).map_err(|_| EmitError::TooLong)?;
@@ -614,6 +654,27 @@ fn emit_outer(m: &mut MsgBlk, enc: &mut Encap, inner_delta: Csum) -> Result<(), 
     })?;
     d.add_sum(g.delta(0..GeneveHdr::LEN));
     g.commit(m, &mut unused)?;
+    // Option values are written in place; adding or removing an option
+    // would change the header's length (push a new encapsulation instead).
+    let area_len = usize::from(enc.geneve.opt_len_words) * 4;
+    if area_len > 0 {
+        let mut old = [0u8; geneve::MAX_GENEVE_OPT_LEN];
+        let old =
+            old.get_mut(..area_len).ok_or(EmitError::HeaderLengthChanged(HeaderKind::Geneve))?;
+        m.read_at(g_off + GeneveHdr::LEN, old)?;
+        let mut new = [0u8; geneve::MAX_GENEVE_OPT_LEN];
+        let new =
+            new.get_mut(..area_len).ok_or(EmitError::HeaderLengthChanged(HeaderKind::Geneve))?;
+        new.copy_from_slice(old);
+        if !enc.geneve.options.write_values(new) {
+            return Err(EmitError::HeaderLengthChanged(HeaderKind::Geneve));
+        }
+        if new != old {
+            d.add_bytes(new);
+            d.sub_bytes(old);
+            m.write_at(g_off + GeneveHdr::LEN, new)?;
+        }
+    }
     let mut u = Rewrite::new(m, g_off - UdpHdr::LEN, UdpHdr::LEN, HeaderKind::Udp, |b| {
         b.first_chunk_mut().map_or(0, |b| {
             enc.udp.emit(b);

@@ -75,6 +75,12 @@ pub enum EmitError {
     MissingHeader(HeaderKind),
     /// The packet would exceed the largest length the headers can state.
     TooLong,
+    /// Encapsulation was pushed onto a packet that already has it.
+    AlreadyEncapsulated,
+    /// The frame lacks the IP and transport headers the underlay
+    /// requires of an encapsulated frame (ARP, an unknown protocol, a
+    /// later IP fragment).
+    NotEncapsulable,
 }
 
 impl fmt::Display for EmitError {
@@ -84,6 +90,10 @@ impl fmt::Display for EmitError {
             Self::HeaderLengthChanged(h) => write!(f, "{h:?} header changed length"),
             Self::MissingHeader(h) => write!(f, "packet has no {h:?} header"),
             Self::TooLong => f.write_str("packet too long for its headers"),
+            Self::AlreadyEncapsulated => f.write_str("packet is already encapsulated"),
+            Self::NotEncapsulable => {
+                f.write_str("frame has no IP and transport headers to encapsulate")
+            }
         }
     }
 }

@@ -128,6 +128,43 @@ impl GeneveOptions {
         Ok(())
     }
 
+    /// Write these values over an option area as it is on the wire
+    /// (`area`, already validated by parsing), leaving options of other
+    /// classes and types alone. The area must hold exactly the Oxide
+    /// options these values name: returns false, with `area` partly
+    /// written, when one would have to be added or removed.
+    pub fn write_values(&self, area: &mut [u8]) -> bool {
+        let (mut external, mut multicast, mut mss) = (false, false, false);
+        let mut rest = area;
+        // Each option is at least 4 bytes: at most 63 iterations.
+        while let Some((hdr, body)) = rest.split_first_chunk_mut::<4>() {
+            let body_len = usize::from(hdr[3] & 0x1f) * 4;
+            let Some((body, after)) = body.split_at_mut_checked(body_len) else {
+                return false;
+            };
+            if u16::from_be_bytes([hdr[0], hdr[1]]) == OXIDE_OPT_CLASS {
+                match (hdr[2] & !OPT_CRITICAL, &mut *body) {
+                    (oxide_opt::EXTERNAL, []) => external = true,
+                    (oxide_opt::MULTICAST, [b, ..]) => {
+                        let Some(r) = self.multicast else { return false };
+                        *b = r.bits() | (*b & 0x3f);
+                        multicast = true;
+                    }
+                    (oxide_opt::MSS, [a, b, c, d]) => {
+                        let Some(v) = self.mss else { return false };
+                        [*a, *b, *c, *d] = v.to_be_bytes();
+                        mss = true;
+                    }
+                    _ => {}
+                }
+            }
+            rest = after;
+        }
+        external == self.external
+            && multicast == self.multicast.is_some()
+            && mss == self.mss.is_some()
+    }
+
     /// Write the options; returns the length, None if `out` is too short.
     pub fn emit(&self, out: &mut [u8]) -> Option<usize> {
         let mut n = 0;

@@ -60,6 +60,11 @@ impl Ipv4Hdr {
         usize::from(self.flags_frag & 0x1fff) * 8
     }
 
+    /// True when this packet is one fragment of a larger one.
+    pub fn is_fragment(&self) -> bool {
+        self.flags_frag & (Self::MF | 0x1fff) != 0
+    }
+
     /// True for any fragment but the first: no transport header follows.
     pub fn is_later_fragment(&self) -> bool {
         self.flags_frag & 0x1fff != 0

@@ -158,6 +158,8 @@ pub struct Ipv6Hdr {
     pub hop_limit: u8,
     pub src: Ipv6Addr,
     pub dst: Ipv6Addr,
+    /// The extension headers. Emission writes only the fixed header: the
+    /// extension headers stay in the packet as they are.
     pub ext: Ipv6ExtHdrs,
     /// The upper-layer protocol after the extension headers.
     pub proto: u8,
@@ -175,6 +177,13 @@ impl Ipv6Hdr {
     /// True for any fragment but the first: no transport header follows.
     pub fn is_later_fragment(&self) -> bool {
         self.ext.fragment().is_some_and(|f| f.offset != 0)
+    }
+
+    /// True when this packet is one fragment of a larger one. An "atomic
+    /// fragment" (a fragment header with offset 0 and no more fragments)
+    /// is a whole packet, processed as unfragmented (RFC 6946).
+    pub fn is_fragment(&self) -> bool {
+        self.ext.fragment().is_some_and(|f| f.more || f.offset != 0)
     }
 
     /// A header with every field zero (the starting point for

@@ -50,7 +50,7 @@ pub mod udp;
 
 pub use arp::ArpEthIpv4;
 pub use build::FrameBuilder;
-pub use emit::{OuterUdpCsum, ParseFailure};
+pub use emit::{OffloadRole, OuterUdpCsum, ParseFailure};
 pub use error::{EmitError, HeaderKind, ParseError};
 pub use ether::EtherHdr;
 pub use geneve::{GeneveHdr, GeneveOptions, Replication};
@@ -143,7 +143,8 @@ pub struct Headers {
     pub l4: Option<L4>,
     /// What an ICMP error quotes.
     pub embedded: Option<Embedded>,
-    /// The NDP message of an ICMPv6 NDP packet.
+    /// The NDP message of an ICMPv6 NDP packet. Read-only: emission does
+    /// not write it back (the gateway answers NDP with new frames).
     pub ndp: Option<NdpMsg>,
     pub offsets: Offsets,
     /// Transport bytes: from `offsets.l4` to the end of the IP payload.
@@ -172,9 +173,21 @@ impl Headers {
 pub struct Packet {
     mblk: MsgBlk,
     hdrs: Headers,
+    role: OffloadRole,
 }
 
 impl Packet {
+    /// What the message's offload flags mean.
+    pub fn offload_role(&self) -> OffloadRole {
+        self.role
+    }
+
+    /// Say what the message's offload flags mean from here on (for
+    /// example once a received frame is decapsulated and turned around).
+    pub fn set_offload_role(&mut self, role: OffloadRole) {
+        self.role = role;
+    }
+
     /// The headers.
     pub fn headers(&self) -> &Headers {
         &self.hdrs

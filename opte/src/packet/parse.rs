@@ -172,7 +172,7 @@ fn parse_frame(
     }
     let first_frag = match &h.l3 {
         Some(L3::Ipv4(ip)) => ip.flags_frag & Ipv4Hdr::MF != 0,
-        Some(L3::Ipv6(ip)) => ip.ext.fragment().is_some(),
+        Some(L3::Ipv6(ip)) => ip.is_fragment(),
         _ => false,
     };
     let hdr_len = match (proto, eth.ether_type) {

@@ -234,7 +234,8 @@ impl Iterator for TcpOptionIter<'_> {
 
 /// Write a list of options into an options area, padding with End of
 /// Option List to a multiple of 4 bytes. Returns the padded length, or
-/// None when it does not fit in [`MAX_TCP_OPTIONS`].
+/// None when it does not fit in [`MAX_TCP_OPTIONS`] or a SACK option has
+/// no blocks.
 pub fn emit_tcp_options(opts: &[TcpOption], out: &mut [u8; MAX_TCP_OPTIONS]) -> Option<usize> {
     let mut n = 0usize;
     for o in opts {
@@ -258,6 +259,10 @@ pub fn emit_tcp_options(opts: &[TcpOption], out: &mut [u8; MAX_TCP_OPTIONS]) -> 
                 2
             }
             TcpOption::Sack { blocks, count } => {
+                // A SACK option carries one to four blocks.
+                if count == 0 {
+                    return None;
+                }
                 let c = usize::from(count.min(4));
                 buf[0] = 5;
                 buf[1] = (2 + 8 * c) as u8;
