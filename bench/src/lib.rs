@@ -7,8 +7,8 @@
 
 use opte::ddi::MsgBlk;
 use opte::packet::{
-    Encap, EtherHdr, FrameBuilder, GeneveHdr, GeneveOptions, Ipv4Hdr, Ipv6ExtHdrs, Ipv6Hdr, L3, L4,
-    TcpHdr, UdpHdr,
+    Encap, EtherHdr, FrameBuilder, GeneveHdr, GeneveOptions, Ipv4Hdr, Ipv6Hdr, L3, L4, TcpHdr,
+    UdpHdr,
 };
 use opte_api::{Ipv4Addr, Ipv6Addr, MacAddr, Vni};
 
@@ -152,15 +152,5 @@ impl Scenario {
 }
 
 fn ipv6(src: Ipv6Addr, dst: Ipv6Addr) -> Ipv6Hdr {
-    Ipv6Hdr {
-        traffic_class: 0,
-        flow_label: 0,
-        payload_len: 0,
-        next_hdr: 0,
-        hop_limit: 64,
-        src,
-        dst,
-        ext: Ipv6ExtHdrs::default(),
-        proto: 0,
-    }
+    Ipv6Hdr { hop_limit: 64, src, dst, ..Ipv6Hdr::EMPTY }
 }

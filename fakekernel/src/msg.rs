@@ -50,6 +50,31 @@ pub fn chain_from_segments(segs: &[&[u8]], headroom: usize) -> *mut mblk_t {
     head
 }
 
+/// Each block of a message as `(block, b_rptr, length)`, in order.
+///
+/// # Safety
+///
+/// `mp` is NULL or a readable message.
+///
+/// # Panics
+///
+/// If a block's `b_wptr` is before its `b_rptr`.
+unsafe fn blocks(mp: *const mblk_t) -> Vec<(*const mblk_t, *const u8, usize)> {
+    let mut out = Vec::new();
+    let mut bp = mp;
+    while !bp.is_null() {
+        // SAFETY: the caller guarantees the message is readable.
+        let (rptr, wptr, cont) = unsafe { ((*bp).b_rptr, (*bp).b_wptr, (*bp).b_cont) };
+        let len = wptr
+            .addr()
+            .checked_sub(rptr.addr())
+            .unwrap_or_else(|| panic!("block {bp:p} has b_wptr before b_rptr"));
+        out.push((bp, rptr.cast_const(), len));
+        bp = cont;
+    }
+    out
+}
+
 /// The bytes of a message: `b_rptr..b_wptr` of each block of the
 /// `b_cont` chain, concatenated. Empty for NULL.
 ///
@@ -63,17 +88,12 @@ pub fn chain_from_segments(segs: &[&[u8]], headroom: usize) -> *mut mblk_t {
 /// If a block's `b_wptr` is before its `b_rptr`.
 pub unsafe fn chain_bytes(mp: *const mblk_t) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut bp = mp;
-    while !bp.is_null() {
-        // SAFETY: the caller guarantees the message is readable.
-        let (rptr, wptr, cont) = unsafe { ((*bp).b_rptr, (*bp).b_wptr, (*bp).b_cont) };
-        let len = wptr
-            .addr()
-            .checked_sub(rptr.addr())
-            .unwrap_or_else(|| panic!("block {bp:p} has b_wptr before b_rptr"));
-        // SAFETY: the caller guarantees `rptr..wptr` is readable.
-        out.extend_from_slice(unsafe { std::slice::from_raw_parts(rptr, len) });
-        bp = cont;
+    // SAFETY: as the caller guarantees.
+    for (_, rptr, len) in unsafe { blocks(mp) } {
+        if len > 0 {
+            // SAFETY: the caller guarantees `rptr..wptr` is readable.
+            out.extend_from_slice(unsafe { std::slice::from_raw_parts(rptr, len) });
+        }
     }
     out
 }
@@ -88,19 +108,8 @@ pub unsafe fn chain_bytes(mp: *const mblk_t) -> Vec<u8> {
 ///
 /// If a block's `b_wptr` is before its `b_rptr`.
 pub unsafe fn block_lens(mp: *const mblk_t) -> Vec<usize> {
-    let mut out = Vec::new();
-    let mut bp = mp;
-    while !bp.is_null() {
-        // SAFETY: the caller guarantees the message is readable.
-        let (rptr, wptr, cont) = unsafe { ((*bp).b_rptr, (*bp).b_wptr, (*bp).b_cont) };
-        let len = wptr
-            .addr()
-            .checked_sub(rptr.addr())
-            .unwrap_or_else(|| panic!("block {bp:p} has b_wptr before b_rptr"));
-        out.push(len);
-        bp = cont;
-    }
-    out
+    // SAFETY: as the caller guarantees.
+    unsafe { blocks(mp) }.into_iter().map(|(_, _, len)| len).collect()
 }
 
 /// The number of blocks in a message (its `b_cont` chain); 0 for NULL.

@@ -68,17 +68,7 @@ pub fn with_ip4_options(mut ip: Ipv4Hdr, opts: &[u8]) -> Ipv4Hdr {
 
 /// An IPv6 header without extension headers.
 pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr) -> Ipv6Hdr {
-    Ipv6Hdr {
-        traffic_class: 0x28,
-        flow_label: 0x5_4321,
-        payload_len: 0,
-        next_hdr: 0,
-        hop_limit: 64,
-        src,
-        dst,
-        ext: Ipv6ExtHdrs::default(),
-        proto: 0,
-    }
+    Ipv6Hdr { traffic_class: 0x28, flow_label: 0x5_4321, hop_limit: 64, src, dst, ..Ipv6Hdr::EMPTY }
 }
 
 /// `ip` with extension headers `exts` in order.
