@@ -6,6 +6,7 @@
 //! process the same code runs over `fakekernel`.
 //!
 //! - [`ddi`]: ownership of STREAMS messages (`mblk_t` chains).
+//! - [`engine`]: ports, layers, rules, actions and flow tables.
 //! - [`packet`]: reading headers in place from an mblk chain, and writing
 //!   them back (field changes, checksums, Geneve encapsulation).
 #![cfg_attr(not(test), no_std)]
@@ -14,4 +15,5 @@
 extern crate alloc;
 
 pub mod ddi;
+pub mod engine;
 pub mod packet;

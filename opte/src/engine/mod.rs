@@ -1,0 +1,68 @@
+//! The engine: ports, layers, rules, actions and flow tables on top of the
+//! packet layer.
+//!
+//! This part holds the vocabulary every engine module shares: which way a
+//! packet travels ([`Direction`]), the time the engine is told
+//! ([`Moment`]), and the key of every flow table ([`FlowId`]).
+
+pub mod flow;
+
+pub use flow::FlowId;
+
+/// Which way a packet travels through a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    /// From the network towards the guest.
+    In,
+    /// From the guest towards the network.
+    Out,
+}
+
+impl Direction {
+    /// The other direction.
+    pub const fn reverse(self) -> Self {
+        match self {
+            Self::In => Self::Out,
+            Self::Out => Self::In,
+        }
+    }
+}
+
+/// A point in time in nanoseconds on a monotonic clock (`gethrtime()` in
+/// the kernel). The engine never reads a clock itself: callers pass the
+/// time in, so tests control it exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Moment(pub u64);
+
+impl Moment {
+    /// Nanoseconds from `earlier` to `self` (0 if `earlier` is later).
+    pub const fn since(self, earlier: Moment) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// This moment plus `ns` nanoseconds (saturating).
+    pub const fn plus(self, ns: u64) -> Moment {
+        Moment(self.0.saturating_add(ns))
+    }
+}
+
+/// Nanoseconds in a second, for writing timeouts.
+pub const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+/// How long a flow may sit idle before it expires depends on what it is;
+/// each flow table entry reports its class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ExpiryClass {
+    /// A TCP flow that has not finished its handshake.
+    TcpIncipient,
+    /// An established TCP flow.
+    TcpEstablished,
+    /// A TCP flow that is closing (FIN or RST seen) or in TIME_WAIT.
+    TcpClosing,
+    /// A UDP flow.
+    Udp,
+    /// An ICMP or ICMPv6 flow (echo id or error).
+    Icmp,
+    /// Any other IP protocol.
+    Other,
+}
