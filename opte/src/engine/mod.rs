@@ -6,6 +6,8 @@
 //! ([`Moment`]), and the key of every flow table ([`FlowId`]).
 
 pub mod flow;
+pub mod meta;
+pub mod predicate;
 
 pub use flow::FlowId;
 

@@ -1,0 +1,79 @@
+//! Packet metadata: typed key/value pairs that actions of one layer write
+//! ([`Action::Meta`](crate::engine::action::Action)) and predicates of
+//! later layers read. Metadata lives only while one packet is classified
+//! (the first packet of a flow); a UFT hit never needs it.
+//!
+//! At most [`MAX_META_ENTRIES`] pairs: a write past that is refused and
+//! the port counts the packet as dropped for it.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::net::IpAddr;
+
+/// Most metadata entries one packet carries.
+pub const MAX_META_ENTRIES: usize = 16;
+
+/// A metadata value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MetaValue {
+    Bool(bool),
+    U64(u64),
+    Ip(IpAddr),
+    Str(String),
+}
+
+/// The metadata table is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaFull;
+
+/// The metadata of one packet being classified.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    entries: Vec<(String, MetaValue)>,
+}
+
+impl Meta {
+    /// Empty metadata.
+    pub const fn new() -> Self {
+        Self { entries: Vec::new() }
+    }
+
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&MetaValue> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Set `key` to `value`, replacing an earlier value.
+    pub fn set(&mut self, key: &str, value: MetaValue) -> Result<(), MetaFull> {
+        if let Some(slot) = self.entries.iter_mut().find(|(k, _)| k == key) {
+            slot.1 = value;
+            return Ok(());
+        }
+        if self.entries.len() >= MAX_META_ENTRIES {
+            return Err(MetaFull);
+        }
+        self.entries.push((String::from(key), value));
+        Ok(())
+    }
+
+    /// Remove `key`.
+    pub fn remove(&mut self, key: &str) -> Option<MetaValue> {
+        let i = self.entries.iter().position(|(k, _)| k == key)?;
+        Some(self.entries.swap_remove(i).1)
+    }
+
+    /// Every entry.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &MetaValue)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True with no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
