@@ -5,6 +5,8 @@
 //! over IPv6 carrying the guest packet), so results line up with other
 //! implementations' benchmarks of the same shape.
 
+pub mod flow_table;
+
 use opte::ddi::MsgBlk;
 use opte::packet::{
     Encap, EtherHdr, FrameBuilder, GeneveHdr, GeneveOptions, Ipv4Hdr, Ipv6Hdr, L3, L4, TcpHdr,

@@ -16,6 +16,11 @@
 //! one allocated. Scopes are per thread: a thread spawned inside a scope
 //! starts with none, and its allocations are unscoped.
 //!
+//! Locks are charged the same way: `mutex_init`/`rw_init` charge one to
+//! the initializing thread's account and `*_destroy` credits it, so a
+//! lock that is never destroyed (the DDI requires it before the memory
+//! holding the lock is freed) shows as a leak.
+//!
 //! Errors (a bad `kmem_free` size, a double free, `freeb(NULL)`, ...) are
 //! printed to stderr and recorded in the account of the thread that made
 //! the bad call, because that is where the bug is.
@@ -180,6 +185,93 @@ pub enum KernelError {
         /// The function called.
         op: &'static str,
     },
+    /// `mutex_enter` of a mutex the calling thread holds, or `rw_enter`
+    /// of an rwlock it already holds (illumos panics "recursive
+    /// mutex_enter"/"recursive rw_enter", or the thread deadlocks). The
+    /// call returned without acquiring anything, except a recursive
+    /// *read* entry, which was granted so that the caller's two
+    /// `rw_exit`s balance.
+    LockRecursive {
+        /// The function called.
+        op: &'static str,
+        /// The lock's address.
+        lock: usize,
+    },
+    /// A lock was released (or downgraded, or upgraded) by a thread that
+    /// does not hold it, while no thread held it or, for an rwlock, only
+    /// other threads held it as readers. Nothing was changed.
+    LockNotHeld {
+        /// The function called.
+        op: &'static str,
+        /// The lock's address.
+        lock: usize,
+    },
+    /// A mutex was released, or an rwlock released or downgraded, by a
+    /// thread other than the one holding it (illumos panics "not owner").
+    /// Nothing was changed.
+    LockNotOwner {
+        /// The function called.
+        op: &'static str,
+        /// The lock's address.
+        lock: usize,
+    },
+    /// A lock was destroyed while held or waited for (the DDI requires
+    /// an unheld lock; illumos panics for an rwlock or for a mutex held
+    /// by another thread). A mutex held by the caller alone was destroyed
+    /// anyway, as illumos does; anything else was left alone.
+    LockDestroyedHeld {
+        /// The function called.
+        op: &'static str,
+        /// The lock's address.
+        lock: usize,
+    },
+    /// A destroyed lock was used (entered, released or destroyed again)
+    /// before being initialized again. Nothing was changed.
+    LockDestroyed {
+        /// The function called.
+        op: &'static str,
+        /// The lock's address.
+        lock: usize,
+    },
+    /// A lock's word holds no state a lock can be in: uninitialized
+    /// memory (kmem's fill pattern, say) or a corrupted lock. Nothing
+    /// was changed.
+    BadLock {
+        /// The function called.
+        op: &'static str,
+        /// The lock's address.
+        lock: usize,
+        /// The word found there.
+        word: usize,
+    },
+    /// A lock function got a NULL or misaligned lock pointer (illumos
+    /// would fault or corrupt memory). Nothing was done.
+    BadLockAddress {
+        /// The function called.
+        op: &'static str,
+        /// The pointer passed.
+        lock: usize,
+    },
+    /// `mutex_init`/`rw_init` of a lock that was initialized and never
+    /// destroyed (the DDI forbids initializing a lock twice). A held lock
+    /// was left alone; an unheld one was initialized again.
+    LockReinitialized {
+        /// The function called.
+        op: &'static str,
+        /// The lock's address.
+        lock: usize,
+    },
+    /// `rw_enter`/`rw_tryenter` with a `krw_t` that is none of
+    /// `RW_WRITER`, `RW_READER`, `RW_READER_STARVEWRITER`. The call did
+    /// nothing (and `rw_tryenter` returned 0).
+    BadRwMode {
+        /// The function called.
+        op: &'static str,
+        /// The lock's address.
+        lock: usize,
+        /// The mode passed.
+        mode: i32,
+    },
 }
 
 impl fmt::Display for KernelError {
@@ -224,6 +316,40 @@ impl fmt::Display for KernelError {
             ),
             Self::InternalPanic { op } => {
                 write!(f, "{op}: fakekernel panicked internally (a fakekernel bug)")
+            }
+            Self::LockRecursive { op, lock } => write!(
+                f,
+                "{op}({lock:#x}): the calling thread already holds this lock \
+                 (illumos panics or deadlocks)"
+            ),
+            Self::LockNotHeld { op, lock } => {
+                write!(f, "{op}({lock:#x}): the calling thread does not hold this lock")
+            }
+            Self::LockNotOwner { op, lock } => write!(
+                f,
+                "{op}({lock:#x}): the lock is held by another thread (illumos panics: not owner)"
+            ),
+            Self::LockDestroyedHeld { op, lock } => {
+                write!(f, "{op}({lock:#x}): the lock is still held or waited for")
+            }
+            Self::LockDestroyed { op, lock } => {
+                write!(f, "{op}({lock:#x}): the lock was destroyed and not initialized again")
+            }
+            Self::BadLock { op, lock, word } => write!(
+                f,
+                "{op}({lock:#x}): {word:#x} is not a lock state (uninitialized or corrupted lock)"
+            ),
+            Self::BadLockAddress { op, lock } => {
+                write!(f, "{op}({lock:#x}): NULL or misaligned lock pointer")
+            }
+            Self::LockReinitialized { op, lock } => {
+                write!(f, "{op}({lock:#x}): the lock was already initialized and never destroyed")
+            }
+            Self::BadRwMode { op, lock, mode } => {
+                write!(
+                    f,
+                    "{op}({lock:#x}, {mode}): not RW_WRITER, RW_READER or RW_READER_STARVEWRITER"
+                )
             }
         }
     }
@@ -309,6 +435,8 @@ struct Injection {
 pub(crate) struct Account {
     id: u64,
     live: Counters,
+    /// Locks initialized (`mutex_init`, `rw_init`) and not yet destroyed.
+    locks: AtomicUsize,
     errors: Mutex<ErrorLog>,
     /// Set while `injection` has work to do; lets allocations skip the
     /// mutex on the common path.
@@ -349,6 +477,7 @@ impl Account {
         let account = Arc::new(Self {
             id: NEXT_ACCOUNT_ID.fetch_add(1, Ordering::Relaxed),
             live: Counters::new(),
+            locks: AtomicUsize::new(0),
             errors: Mutex::new(ErrorLog::default()),
             injection_armed: AtomicBool::new(false),
             injection: Mutex::new(Injection::default()),
@@ -372,6 +501,16 @@ impl Account {
     /// Count a freed allocation that was charged to this account.
     pub(crate) fn credit(&self, kind: Kind) {
         self.live.sub(kind);
+    }
+
+    /// Count a lock initialized against this account.
+    pub(crate) fn charge_lock(&self) {
+        self.locks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count a destroyed lock that was charged to this account.
+    pub(crate) fn credit_lock(&self) {
+        self.locks.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Should the allocation being attempted fail? Consumes one step of
@@ -478,6 +617,12 @@ impl Scope {
         self.account.live.snapshot()
     }
 
+    /// Locks initialized (`mutex_init`, `rw_init`) while this scope was
+    /// the thread's innermost one and not yet destroyed, by any thread.
+    pub fn live_locks(&self) -> usize {
+        self.account.locks.load(Ordering::Relaxed)
+    }
+
     /// Errors recorded while this scope was the current thread's
     /// innermost scope, oldest first (at most 256 are kept).
     pub fn errors(&self) -> Vec<KernelError> {
@@ -497,17 +642,21 @@ impl Scope {
     ///
     /// # Panics
     ///
-    /// If anything charged to this scope is still live or any error was
-    /// recorded in it.
+    /// If anything charged to this scope is still live (allocations or
+    /// locks) or any error was recorded in it.
     pub fn assert_clean(&self) {
         let live = self.live();
+        let locks = self.live_locks();
         let log = lock(&self.account.errors);
-        if live.is_zero() && log.kept.is_empty() && log.dropped == 0 {
+        if live.is_zero() && locks == 0 && log.kept.is_empty() && log.dropped == 0 {
             return;
         }
         let mut msg = format!("fakekernel scope #{} is not clean:", self.account.id);
         if !live.is_zero() {
             msg.push_str(&format!("\n  leaked: {live}"));
+        }
+        if locks > 0 {
+            msg.push_str(&format!("\n  leaked: {locks} locks initialized and never destroyed"));
         }
         if !log.kept.is_empty() {
             msg.push_str(&format!("\n  errors ({}):", log.kept.len() + log.dropped));
@@ -543,7 +692,11 @@ impl Scope {
 
 impl fmt::Debug for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Scope").field("id", &self.account.id).field("live", &self.live()).finish()
+        f.debug_struct("Scope")
+            .field("id", &self.account.id)
+            .field("live", &self.live())
+            .field("locks", &self.live_locks())
+            .finish()
     }
 }
 

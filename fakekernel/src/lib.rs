@@ -11,7 +11,8 @@
 //! links `fakekernel` resolves them here. The definitions follow the
 //! illumos semantics (`usr/src/uts/common/io/stream.c`, `os/kmem.c`),
 //! including the awkward parts, so that code which works here works in
-//! the kernel: see [`stream`] and [`kmem`].
+//! the kernel: see [`stream`], [`kmem`] and [`sync`] (mutexes, rwlocks,
+//! `gethrtime`).
 //!
 //! Unlike the kernel, the fake keeps books. Every allocation is entered
 //! in a sharded table keyed by address with its kind, size and the
@@ -19,7 +20,11 @@
 //! argument *before* dereferencing it, turning what would be a kernel
 //! panic or silent corruption (double free, wrong `kmem_free` size,
 //! `freeb(NULL)`, a stale mblk) into a [`KernelError`] that is printed and
-//! recorded; and it lets a test ask whether it leaked.
+//! recorded; and it lets a test ask whether it leaked. Locks are checked
+//! the same way: the fake knows which thread holds each, so recursive
+//! entry, release by a non-holder or destroying a held lock is reported
+//! rather than hanging the test, and an initialized lock that is never
+//! destroyed counts as a leak.
 //!
 //! # Accounting in tests
 //!
@@ -41,7 +46,8 @@
 //!   if scopes nest), wherever they are freed; a thread spawned inside a
 //!   scope starts outside any. [`Scope::live`] counts
 //!   what is still allocated, as a [`Live`]; [`Scope::errors`] lists the
-//!   [`KernelError`]s the thread caused; a test that provokes errors on
+//!   [`KernelError`]s the thread caused; [`Scope::live_locks`] counts
+//!   locks initialized and not destroyed; a test that provokes errors on
 //!   purpose clears them with [`Scope::take_errors`].
 //! - [`Scope::assert_clean`] panics with a list of leaks and errors; a
 //!   scope also checks itself when dropped, unless the thread is already
@@ -65,6 +71,7 @@
 pub mod kmem;
 pub mod msg;
 pub mod stream;
+pub mod sync;
 
 mod accounting;
 mod alloc_table;
@@ -73,7 +80,7 @@ pub use accounting::{KernelError, Live, Scope, live_total, scope};
 
 /// The kernel functions this crate defines, kept in one place so that
 /// referring to it links them all (see "Linking" in the crate docs).
-struct KernelSymbols([*const (); 14]);
+struct KernelSymbols([*const (); 30]);
 
 // SAFETY: the table only holds function addresses, which are immutable
 // and meaningful on every thread.
@@ -94,6 +101,22 @@ static KERNEL_SYMBOLS: KernelSymbols = KernelSymbols([
     kmem::kmem_alloc as *const (),
     kmem::kmem_zalloc as *const (),
     kmem::kmem_free as *const (),
+    sync::mutex_init as *const (),
+    sync::mutex_destroy as *const (),
+    sync::mutex_enter as *const (),
+    sync::mutex_exit as *const (),
+    sync::mutex_tryenter as *const (),
+    sync::mutex_owned as *const (),
+    sync::rw_init as *const (),
+    sync::rw_destroy as *const (),
+    sync::rw_enter as *const (),
+    sync::rw_exit as *const (),
+    sync::rw_tryenter as *const (),
+    sync::rw_downgrade as *const (),
+    sync::rw_tryupgrade as *const (),
+    sync::rw_read_held as *const (),
+    sync::rw_write_held as *const (),
+    sync::gethrtime as *const (),
 ]);
 
 /// Refer to every kernel symbol this crate defines so the linker keeps

@@ -12,15 +12,18 @@
 //! Sources of the facts: `usr/src/uts/common/sys/stream.h` (msgb, datab),
 //! `usr/src/uts/common/sys/pattr.h` (checksum and LSO flags),
 //! `usr/src/uts/common/sys/strsun.h` (DB_CKSUMFLAGS and friends),
-//! `usr/src/uts/common/sys/kmem.h` (KM_* flags).
+//! `usr/src/uts/common/sys/kmem.h` (KM_* flags), `usr/src/uts/common/sys/mutex.h`
+//! and `rwlock.h` (kernel locks), `usr/src/uts/common/sys/time.h` (`hrtime_t`).
 #![no_std]
 #![allow(non_camel_case_types)]
 
 pub mod kmem;
 pub mod stream;
+pub mod sync;
 
 pub use kmem::*;
 pub use stream::*;
+pub use sync::*;
 
 /// C `size_t`.
 pub type size_t = usize;

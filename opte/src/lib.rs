@@ -5,7 +5,8 @@
 //! `no_std` + `alloc` because it runs inside the illumos kernel; in a Linux
 //! process the same code runs over `fakekernel`.
 //!
-//! - [`ddi`]: ownership of STREAMS messages (`mblk_t` chains).
+//! - [`ddi`]: ownership of STREAMS messages (`mblk_t` chains), and kernel
+//!   locks that own the data they protect.
 //! - [`engine`]: ports, layers, rules, actions and flow tables.
 //! - [`packet`]: reading headers in place from an mblk chain, and writing
 //!   them back (field changes, checksums, Geneve encapsulation).

@@ -167,6 +167,8 @@ fn kernel_check() -> Result<()> {
     let mut cmd = cargo();
     cmd.env("RUSTC_BOOTSTRAP", "1")
         .args(["build", "--release", "-Z", "build-std=core,alloc", "-Z", "json-target-spec"])
+        // As the driver builds them: without userland-only features.
+        .arg("--no-default-features")
         .arg("--target")
         .arg(&spec);
     for c in KERNEL_CRATES {

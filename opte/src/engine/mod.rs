@@ -5,9 +5,18 @@
 //! packet travels ([`Direction`]), the time the engine is told
 //! ([`Moment`]), and the key of every flow table ([`FlowId`]).
 
+pub mod action;
 pub mod flow;
+pub mod flow_table;
+pub mod layer;
 pub mod meta;
+pub mod port;
 pub mod predicate;
+pub mod rule;
+pub mod stats;
+pub mod tcp_state;
+pub mod trace;
+pub mod transform;
 
 pub use flow::FlowId;
 

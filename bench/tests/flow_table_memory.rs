@@ -1,0 +1,78 @@
+//! Memory per flow: a counting global allocator measures what a flow
+//! table of one-word values holds once filled, and the test holds it to a
+//! budget of 1 KiB per flow (a budget, not a timing). It counts per
+//! thread, so the test harness's own threads don't count.
+//!
+//! The table holds 10^6 flows (about 2 s to fill in a debug build).
+
+use bench::flow_table::{Word, filled_table};
+use opte::engine::FlowId;
+use opte::engine::flow_table::FlowEntry;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct Counting;
+
+thread_local! {
+    // Const-initialized with no destructor: using them never allocates.
+    static LIVE: Cell<usize> = const { Cell::new(0) };
+    static PEAK: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator unchanged, only counting.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as ours.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let live = LIVE.with(|c| {
+                c.set(c.get() + layout.size());
+                c.get()
+            });
+            PEAK.with(|c| c.set(c.get().max(live)));
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // Saturating: memory allocated by another thread may be freed here.
+        LIVE.with(|c| c.set(c.get().saturating_sub(layout.size())));
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// The most heap a flow may cost.
+const BUDGET_BYTES_PER_FLOW: usize = 1024;
+
+#[test]
+fn flow_table_bytes_per_flow_within_budget() {
+    let k = fakekernel::scope();
+    let flows: u32 = 1_000_000;
+    let live_before = LIVE.with(Cell::get);
+    PEAK.with(|c| c.set(live_before));
+    let t = filled_table("memory", flows, flows);
+    let live = LIVE.with(Cell::get) - live_before;
+    let peak = PEAK.with(Cell::get) - live_before;
+    let per_flow = live as f64 / f64::from(flows);
+    eprintln!(
+        "flow table of {flows} one-word flows: {live} bytes live ({per_flow:.1} bytes/flow; \
+         table reports {}), peak while growing {peak} bytes ({:.1} bytes/flow); \
+         one (FlowId, FlowEntry<Word>) slot is {} bytes",
+        t.allocated_bytes(),
+        peak as f64 / f64::from(flows),
+        std::mem::size_of::<(FlowId, FlowEntry<Word>)>(),
+    );
+    assert_eq!(t.len(), flows as usize);
+    assert_eq!(live, t.allocated_bytes(), "the table's one allocation is all it holds");
+    assert!(
+        live <= BUDGET_BYTES_PER_FLOW * flows as usize,
+        "{per_flow:.1} bytes/flow is over the budget of {BUDGET_BYTES_PER_FLOW}"
+    );
+    drop(t);
+    assert_eq!(LIVE.with(Cell::get), live_before, "dropping the table frees it all");
+    k.assert_clean();
+}

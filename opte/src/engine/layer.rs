@@ -1,0 +1,254 @@
+//! A layer: one stage of a port's pipeline (the gateway, the firewall,
+//! the router, ...). It holds an ordered rule table and a default action
+//! per direction, and a layer flow table (LFT) per direction that
+//! remembers stateful decisions.
+//!
+//! # Theory
+//!
+//! Rules are consulted only for the first packet of a flow (and again
+//! when a rule change makes the port re-check it). A stateful decision
+//! (`StatefulAllow`, `Stateful`) is stored as a pair of LFT entries: one
+//! for the flow in the direction it was seen, one for its replies in the
+//! other direction, keyed by the flow as it looks *at this layer* (after
+//! the transformations of the layers before it). The pair shares one
+//! [`LftToken`]; every unified flow table entry built through an LFT
+//! entry holds a clone of its token, and an LFT entry with outstanding
+//! clones never expires (parent/child liveness). A stateful action's
+//! resource lives in its [`ActionDesc`], shared by the pair and released
+//! when the last entry holding it goes.
+//!
+//! Rule changes come in two strengths. A *soft* change (one rule added or
+//! removed) bumps the layer's generation: LFT entries decided under an
+//! older generation are re-checked against the rules the next time a
+//! packet needs them, and kept (with their state: the NAT port, the
+//! firewall pass) when the rules still give the same action. A *hard*
+//! change (the whole rule set replaced) clears the layer's LFTs, so every
+//! flow is decided afresh.
+//!
+//! # Locking
+//!
+//! - `rules` (read/write lock): the rule tables, defaults and generation.
+//!   Packets take it for reading; only rule changes take it for writing.
+//! - `lft_in`, `lft_out` (mutexes): the layer flow tables, taken only by
+//!   the first packet of a flow (never by a unified-flow-table hit) and by
+//!   expiry. Never held while `rules` is taken for writing... and never
+//!   taken while holding a unified flow table lock.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use super::action::{ActionDesc, DefaultAction};
+use super::flow::FlowId;
+use super::flow_table::{EvictionRank, FlowTable, FlowValue};
+use super::rule::{RuleId, RuleTable};
+use super::stats::LayerStats;
+use super::{Direction, ExpiryClass};
+use crate::ddi::sync::{KMutex, KRwLock};
+
+/// Shared by the two LFT entries of one stateful decision: counts the
+/// unified flow table entries built from them.
+#[derive(Default)]
+pub struct LftToken {
+    children: AtomicU32,
+    revoked: AtomicBool,
+    /// The stateful action's state: held by the token so that the unified
+    /// flow table entries using its transformation keep it (and its
+    /// resource) alive even after the LFT entries go.
+    desc: Option<Arc<dyn ActionDesc>>,
+}
+
+impl LftToken {
+    /// A token for a decision, holding its action state if any.
+    pub fn new(kind: &LftKind) -> Self {
+        let desc = match kind {
+            LftKind::Allow => None,
+            LftKind::Stateful(d) => Some(Arc::clone(d)),
+        };
+        Self { children: AtomicU32::new(0), revoked: AtomicBool::new(false), desc }
+    }
+
+    /// The action state this decision holds.
+    pub fn desc(&self) -> Option<&Arc<dyn ActionDesc>> {
+        self.desc.as_ref()
+    }
+
+    /// Mark the decision withdrawn (a re-check found the rules no longer
+    /// make it): the other entry of the pair goes when next looked up.
+    pub fn revoke(&self) {
+        self.revoked.store(true, Ordering::Relaxed);
+    }
+
+    /// True once the decision was withdrawn.
+    pub fn revoked(&self) -> bool {
+        self.revoked.load(Ordering::Relaxed)
+    }
+}
+
+/// A unified flow table entry's hold on the LFT entries it was built
+/// from: while it exists, they do not expire, and their action state
+/// stays alive.
+pub struct LftChild(Arc<LftToken>);
+
+impl LftChild {
+    /// Register a new child of `token`.
+    pub fn new(token: &Arc<LftToken>) -> Self {
+        token.children.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(token))
+    }
+}
+
+impl Drop for LftChild {
+    fn drop(&mut self) {
+        self.0.children.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What an LFT entry remembers.
+#[derive(Clone)]
+pub enum LftKind {
+    /// The flow is allowed (stateful allow).
+    Allow,
+    /// The flow is transformed by this action state.
+    Stateful(Arc<dyn ActionDesc>),
+}
+
+/// A layer flow table entry.
+#[derive(Clone)]
+pub struct LftEntry {
+    pub kind: LftKind,
+    /// The rule that decided it (None: the default action).
+    pub rule: Option<RuleId>,
+    /// The layer generation the decision was made (or re-checked) under.
+    pub generation: u64,
+    pub token: Arc<LftToken>,
+    pub proto: u8,
+    /// The direction of the packet that made the decision (the other
+    /// entry of the pair is for its replies).
+    pub origin: Direction,
+}
+
+impl LftEntry {
+    /// True while a unified flow table entry holds this decision.
+    pub fn has_children(&self) -> bool {
+        self.token.children.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// The protocol's expiry class for entries that carry no TCP state.
+pub fn class_of_proto(proto: u8) -> ExpiryClass {
+    match proto {
+        6 => ExpiryClass::TcpEstablished,
+        17 => ExpiryClass::Udp,
+        1 | 58 => ExpiryClass::Icmp,
+        _ => ExpiryClass::Other,
+    }
+}
+
+impl FlowValue for LftEntry {
+    fn expiry_class(&self) -> ExpiryClass {
+        class_of_proto(self.proto)
+    }
+
+    fn eviction_rank(&self) -> EvictionRank {
+        if self.has_children() { EvictionRank::Established } else { EvictionRank::Idle }
+    }
+}
+
+/// How a layer is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerSpec {
+    pub name: &'static str,
+    pub default_in: DefaultAction,
+    pub default_out: DefaultAction,
+    /// Entries per direction in the layer flow table.
+    pub lft_limit: u32,
+}
+
+/// The rules of a layer, under its read/write lock.
+pub struct LayerRules {
+    pub rules_in: RuleTable,
+    pub rules_out: RuleTable,
+    pub default_in: DefaultAction,
+    pub default_out: DefaultAction,
+    /// Bumped by every soft rule change.
+    pub generation: u64,
+}
+
+impl LayerRules {
+    /// The rule table for a direction.
+    pub fn table(&self, dir: Direction) -> &RuleTable {
+        match dir {
+            Direction::In => &self.rules_in,
+            Direction::Out => &self.rules_out,
+        }
+    }
+
+    /// The rule table for a direction, to change.
+    pub fn table_mut(&mut self, dir: Direction) -> &mut RuleTable {
+        match dir {
+            Direction::In => &mut self.rules_in,
+            Direction::Out => &mut self.rules_out,
+        }
+    }
+
+    /// The default action for a direction.
+    pub fn default(&self, dir: Direction) -> DefaultAction {
+        match dir {
+            Direction::In => self.default_in,
+            Direction::Out => self.default_out,
+        }
+    }
+}
+
+/// One stage of a port's pipeline.
+pub struct Layer {
+    pub name: &'static str,
+    pub rules: KRwLock<LayerRules>,
+    pub lft_in: KMutex<FlowTable<LftEntry>>,
+    pub lft_out: KMutex<FlowTable<LftEntry>>,
+    pub stats: LayerStats,
+}
+
+impl Layer {
+    /// A layer with no rules.
+    pub fn new(spec: &LayerSpec) -> Self {
+        Self {
+            name: spec.name,
+            rules: KRwLock::new(LayerRules {
+                rules_in: RuleTable::new(),
+                rules_out: RuleTable::new(),
+                default_in: spec.default_in,
+                default_out: spec.default_out,
+                generation: 0,
+            }),
+            lft_in: KMutex::new(FlowTable::new(spec.name, spec.lft_limit)),
+            lft_out: KMutex::new(FlowTable::new(spec.name, spec.lft_limit)),
+            stats: LayerStats::default(),
+        }
+    }
+
+    /// The layer flow table of a direction.
+    pub fn lft(&self, dir: Direction) -> &KMutex<FlowTable<LftEntry>> {
+        match dir {
+            Direction::In => &self.lft_in,
+            Direction::Out => &self.lft_out,
+        }
+    }
+
+    /// Drop every flow entry of both directions.
+    pub fn clear_flows(&self) {
+        for dir in [Direction::In, Direction::Out] {
+            self.lft(dir).lock().clear(|_, _| {});
+        }
+    }
+
+    /// Every LFT entry of a direction (for dumps).
+    pub fn dump_lft(&self, dir: Direction) -> Vec<(FlowId, Option<RuleId>, bool)> {
+        self.lft(dir)
+            .lock()
+            .iter()
+            .map(|(id, e)| (*id, e.value.rule, matches!(e.value.kind, LftKind::Stateful(_))))
+            .collect()
+    }
+}

@@ -1,0 +1,1056 @@
+//! A port: one guest NIC's packet pipeline. An ordered list of layers,
+//! fixed when the port is built, and the unified flow table (UFT) that
+//! lets every packet after a flow's first skip them.
+//!
+//! # Theory
+//!
+//! [`Port::process`] takes a parsed packet and a direction. If the UFT of
+//! that direction holds the packet's flow, and the entry was built under
+//! the port's current epoch, the stored header transformation is applied
+//! and that is all: no layer is visited, no rule is read. Otherwise the
+//! packet walks the layers (outbound in order, inbound in reverse), each
+//! deciding from its layer flow table or its rules; the layers'
+//! transformations are composed into one, applied, and stored in a new
+//! UFT entry together with holds on the LFT entries it came from.
+//!
+//! Every rule change bumps the port's epoch, so UFT entries built before
+//! it are rebuilt lazily by the next packet of their flow (and by then
+//! the layers' own flow tables decide whether the flow keeps its state;
+//! see [`layer`](super::layer)). Hairpin replies and packets a
+//! `HandlePacket` hook saw are never cached.
+//!
+//! TCP flows also carry connection state ([`TcpFlow`]), shared by the
+//! UFT entries of both directions and kept in the port's TCP flow table
+//! keyed by the flow as the guest sees it (guest address first). A FIN
+//! handshake or RST closes the flow and reclaims its entries; a new SYN
+//! on a closed or TIME_WAIT flow starts it afresh through the layers.
+//!
+//! # Lifecycle
+//!
+//! | state | process | rule changes | start | pause | reset |
+//! | --- | --- | --- | --- | --- | --- |
+//! | Ready (built) | drop (`NotRunning`) | yes | -> Running | error | yes |
+//! | Running | yes | yes | error | -> Paused | yes |
+//! | Paused | drop (`NotRunning`) | yes | -> Running | error | yes |
+//!
+//! `reset` clears every flow table (UFT, LFTs, TCP) and keeps rules and
+//! state.
+//!
+//! # Locking
+//!
+//! - `state` (mutex): lifecycle transitions; packets read a copy of it in
+//!   an atomic and never take it.
+//! - `uft_in`, `uft_out` (read/write locks): a UFT hit takes only the read
+//!   lock (hit counts and times are atomics in the entry); inserting,
+//!   invalidating and expiring take the write lock.
+//! - `tcp` (mutex): the TCP flow table, taken by the first packet of a
+//!   flow and when a flow closes; each flow's state has its own mutex,
+//!   which is all a UFT hit takes (per-flow lock).
+//! - each layer's `rules` (read/write lock) is taken for writing only by
+//!   rule changes; packets read it.
+//!
+//! Lock order: a UFT lock, then a TCP flow mutex; a layer's rules, then
+//! its LFT mutex; the TCP table mutex is never held with a UFT lock. No
+//! packet path holds a lock that a rule change takes for writing.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use super::action::{Action, HandlePacket, HandleResult};
+use super::flow::FlowId;
+use super::flow_table::{EvictionRank, ExpiryPolicy, FlowTable, FlowValue};
+use super::layer::{
+    Layer, LayerRules, LayerSpec, LftChild, LftEntry, LftKind, LftToken, class_of_proto,
+};
+use super::meta::Meta;
+use super::predicate::MatchCtx;
+use super::rule::{RuleError, RuleId, RuleSpec, RuleTable};
+use super::stats::{DropReason, LayerStatsSnapshot, PortStats, PortStatsSnapshot, bump};
+use super::tcp_state::{TcpFlow, TcpState, TcpVerdict};
+use super::trace::{ActionKind, Decision, Outcome, TraceEvent, Tracer};
+use super::transform::HdrTransform;
+use super::{Direction, ExpiryClass, Moment};
+use crate::ddi::MsgBlk;
+use crate::ddi::sync::{KMutex, KRwLock};
+use crate::packet::{Headers, L4, Packet};
+
+/// Call the port's tracer, if the `trace` feature is on and one is set.
+macro_rules! trace {
+    ($port:expr, $ev:expr) => {
+        #[cfg(feature = "trace")]
+        if let Some(t) = &$port.tracer {
+            t.event(&$ev);
+        }
+    };
+}
+
+/// A port's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortState {
+    Ready,
+    Running,
+    Paused,
+}
+
+impl PortState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Running,
+            2 => Self::Paused,
+            _ => Self::Ready,
+        }
+    }
+
+    fn as_u8(self) -> u8 {
+        match self {
+            Self::Ready => 0,
+            Self::Running => 1,
+            Self::Paused => 2,
+        }
+    }
+}
+
+/// Why a port operation was refused. The port is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortError {
+    /// The operation is not allowed in the port's state.
+    BadState { op: &'static str, state: PortState },
+    /// No layer has this name.
+    NoSuchLayer(String),
+    /// A rule was refused.
+    Rule(RuleError),
+}
+
+impl fmt::Display for PortError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadState { op, state } => write!(f, "cannot {op} a port that is {state:?}"),
+            Self::NoSuchLayer(l) => write!(f, "no layer named {l}"),
+            Self::Rule(e) => e.fmt(f),
+        }
+    }
+}
+
+/// How a port is built.
+#[derive(Debug, Clone)]
+pub struct PortConfig {
+    pub name: String,
+    /// Layers in outbound order.
+    pub layers: Vec<LayerSpec>,
+    /// Entries per direction in the unified flow table.
+    pub uft_limit: u32,
+    /// Entries in the TCP flow table.
+    pub tcp_limit: u32,
+    pub expiry: ExpiryPolicy,
+}
+
+/// What a port did with a packet.
+#[derive(Debug)]
+pub enum ProcessResult {
+    /// Pass it on (possibly changed).
+    Modified,
+    /// Drop it, for this reason (already counted).
+    Drop(DropReason),
+    /// Send this reply back where the packet came from; drop the packet.
+    Hairpin(MsgBlk),
+}
+
+/// A TCP flow's state, shared by the UFT entries of both directions.
+pub type SharedTcp = Arc<KMutex<TcpFlow>>;
+
+/// A unified flow table entry.
+pub struct UftEntry {
+    xform: HdrTransform,
+    epoch: u64,
+    _children: Vec<LftChild>,
+    tcp: Option<(FlowId, SharedTcp)>,
+    proto: u8,
+    hits: AtomicU64,
+    last_hit: AtomicU64,
+}
+
+impl UftEntry {
+    /// The transformation applied to the flow's packets.
+    pub fn xform(&self) -> &HdrTransform {
+        &self.xform
+    }
+
+    /// Packets that hit this entry.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// The epoch the entry was built under.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    fn tcp_state(&self) -> Option<TcpFlow> {
+        self.tcp.as_ref().map(|(_, t)| *t.lock())
+    }
+}
+
+impl FlowValue for UftEntry {
+    fn expiry_class(&self) -> ExpiryClass {
+        match self.tcp_state() {
+            Some(t) => t.expiry_class(),
+            None => class_of_proto(self.proto),
+        }
+    }
+
+    fn eviction_rank(&self) -> EvictionRank {
+        tcp_rank(self.tcp_state(), self.proto)
+    }
+}
+
+fn tcp_rank(t: Option<TcpFlow>, proto: u8) -> EvictionRank {
+    match t {
+        Some(t) if t.expiry_class() == ExpiryClass::TcpClosing => EvictionRank::Closing,
+        Some(t) if t.errors() > 0 => EvictionRank::Misbehaving,
+        Some(t) if t.expiry_class() == ExpiryClass::TcpIncipient => EvictionRank::Incipient,
+        Some(_) => EvictionRank::Established,
+        None if proto == 6 => EvictionRank::Incipient,
+        None => EvictionRank::Idle,
+    }
+}
+
+/// A TCP flow table entry.
+pub struct TcpEntry(SharedTcp);
+
+impl FlowValue for TcpEntry {
+    fn expiry_class(&self) -> ExpiryClass {
+        self.0.lock().expiry_class()
+    }
+
+    fn eviction_rank(&self) -> EvictionRank {
+        tcp_rank(Some(*self.0.lock()), 6)
+    }
+}
+
+/// One layer's rules and flow tables, as the dump API reports them.
+#[derive(Debug, Clone)]
+pub struct LayerDump {
+    pub name: &'static str,
+    /// (rule id, priority, action, hits) in evaluation order.
+    pub rules_in: Vec<(RuleId, u16, String, u64)>,
+    pub rules_out: Vec<(RuleId, u16, String, u64)>,
+    pub default_in: super::action::DefaultAction,
+    pub default_out: super::action::DefaultAction,
+    pub lft_in: usize,
+    pub lft_out: usize,
+    pub stats: LayerStatsSnapshot,
+}
+
+/// A port's flow tables' occupancy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableUsage {
+    pub uft_in: usize,
+    pub uft_out: usize,
+    pub uft_limit: u32,
+    pub tcp: usize,
+    pub tcp_limit: u32,
+}
+
+/// What a layer did with a packet being classified (a stack value on the
+/// slow path: its size doesn't matter).
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    Pass(HdrTransform),
+    Hairpin(MsgBlk),
+    Handle(Arc<dyn HandlePacket>),
+}
+
+/// What the UFT said about a packet.
+enum Fast {
+    Done(ProcessResult),
+    Miss,
+    Stale,
+    Restart,
+}
+
+/// A guest NIC's pipeline.
+pub struct Port {
+    name: String,
+    layers: Vec<Layer>,
+    state: KMutex<PortState>,
+    state_now: AtomicU8,
+    epoch: AtomicU64,
+    uft_in: KRwLock<FlowTable<UftEntry>>,
+    uft_out: KRwLock<FlowTable<UftEntry>>,
+    tcp: KMutex<FlowTable<TcpEntry>>,
+    next_rule: AtomicU64,
+    expiry: ExpiryPolicy,
+    stats: PortStats,
+    tracer: Option<Arc<dyn Tracer>>,
+}
+
+impl Port {
+    /// Build a port in the Ready state. Layer names must be unique.
+    pub fn new(cfg: PortConfig, tracer: Option<Arc<dyn Tracer>>) -> Self {
+        Self {
+            layers: cfg.layers.iter().map(Layer::new).collect(),
+            state: KMutex::new(PortState::Ready),
+            state_now: AtomicU8::new(PortState::Ready.as_u8()),
+            epoch: AtomicU64::new(1),
+            uft_in: KRwLock::new(FlowTable::new("uft_in", cfg.uft_limit)),
+            uft_out: KRwLock::new(FlowTable::new("uft_out", cfg.uft_limit)),
+            tcp: KMutex::new(FlowTable::new("tcp", cfg.tcp_limit)),
+            next_rule: AtomicU64::new(1),
+            expiry: cfg.expiry,
+            stats: PortStats::default(),
+            tracer,
+            name: cfg.name,
+        }
+    }
+
+    /// The port's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The lifecycle state.
+    pub fn state(&self) -> PortState {
+        *self.state.lock()
+    }
+
+    /// The rule epoch (bumped by every rule change).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    fn transition(
+        &self,
+        op: &'static str,
+        from: &[PortState],
+        to: PortState,
+    ) -> Result<(), PortError> {
+        let mut s = self.state.lock();
+        if !from.contains(&s) {
+            return Err(PortError::BadState { op, state: *s });
+        }
+        *s = to;
+        self.state_now.store(to.as_u8(), Ordering::Release);
+        Ok(())
+    }
+
+    /// Ready or Paused -> Running.
+    pub fn start(&self) -> Result<(), PortError> {
+        self.transition("start", &[PortState::Ready, PortState::Paused], PortState::Running)
+    }
+
+    /// Running -> Paused: packets are dropped until started again.
+    pub fn pause(&self) -> Result<(), PortError> {
+        self.transition("pause", &[PortState::Running], PortState::Paused)
+    }
+
+    /// Clear every flow table (UFT, LFTs, TCP); rules and state stay.
+    pub fn reset(&self) {
+        self.uft_in.write().clear(|_, _| {});
+        self.uft_out.write().clear(|_, _| {});
+        self.tcp.lock().clear(|_, _| {});
+        for l in &self.layers {
+            l.clear_flows();
+        }
+    }
+
+    fn layer(&self, name: &str) -> Result<&Layer, PortError> {
+        self.layers
+            .iter()
+            .find(|l| l.name == name)
+            .ok_or_else(|| PortError::NoSuchLayer(String::from(name)))
+    }
+
+    fn bump_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Add one rule (a soft change: flows keep their state while the
+    /// rules still give them the same decision).
+    pub fn add_rule(
+        &self,
+        layer: &str,
+        dir: Direction,
+        spec: RuleSpec,
+    ) -> Result<RuleId, PortError> {
+        let l = self.layer(layer)?;
+        RuleTable::validate(&spec).map_err(PortError::Rule)?;
+        let id = RuleId(self.next_rule.fetch_add(1, Ordering::Relaxed));
+        let mut rules = l.rules.write();
+        rules.table_mut(dir).add(id, spec).map_err(PortError::Rule)?;
+        rules.generation += 1;
+        drop(rules);
+        self.bump_epoch();
+        Ok(id)
+    }
+
+    /// Remove one rule (a soft change).
+    pub fn remove_rule(&self, layer: &str, dir: Direction, id: RuleId) -> Result<(), PortError> {
+        let l = self.layer(layer)?;
+        let mut rules = l.rules.write();
+        rules.table_mut(dir).remove(id).map_err(PortError::Rule)?;
+        rules.generation += 1;
+        drop(rules);
+        self.bump_epoch();
+        Ok(())
+    }
+
+    /// Replace every rule of a layer direction (a hard change: the layer
+    /// forgets its flows and decides each afresh). All rules are checked
+    /// before anything changes.
+    pub fn set_rules(
+        &self,
+        layer: &str,
+        dir: Direction,
+        specs: Vec<RuleSpec>,
+    ) -> Result<Vec<RuleId>, PortError> {
+        let l = self.layer(layer)?;
+        if specs.len() > super::rule::MAX_RULES {
+            return Err(PortError::Rule(RuleError::TooManyRules));
+        }
+        for s in &specs {
+            RuleTable::validate(s).map_err(PortError::Rule)?;
+        }
+        let mut table = RuleTable::new();
+        let mut ids = Vec::with_capacity(specs.len());
+        for s in specs {
+            let id = RuleId(self.next_rule.fetch_add(1, Ordering::Relaxed));
+            table.add(id, s).map_err(PortError::Rule)?;
+            ids.push(id);
+        }
+        let mut rules = l.rules.write();
+        *rules.table_mut(dir) = table;
+        rules.generation += 1;
+        drop(rules);
+        l.clear_flows();
+        self.bump_epoch();
+        Ok(ids)
+    }
+
+    /// Port counters.
+    pub fn stats(&self) -> PortStatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Flow table occupancy and limits.
+    pub fn table_usage(&self) -> TableUsage {
+        let uft_in = self.uft_in.read();
+        let uft_out = self.uft_out.read();
+        let tcp = self.tcp.lock();
+        TableUsage {
+            uft_in: uft_in.len(),
+            uft_out: uft_out.len(),
+            uft_limit: uft_in.limit(),
+            tcp: tcp.len(),
+            tcp_limit: tcp.limit(),
+        }
+    }
+
+    /// The layer names in outbound order.
+    pub fn layer_names(&self) -> Vec<&'static str> {
+        self.layers.iter().map(|l| l.name).collect()
+    }
+
+    /// One layer's rules, defaults, flow table sizes and counters.
+    pub fn dump_layer(&self, name: &str) -> Result<LayerDump, PortError> {
+        let l = self.layer(name)?;
+        let rules = l.rules.read();
+        let list = |t: &RuleTable| {
+            t.iter()
+                .map(|r| (r.id, r.spec.priority, alloc::format!("{}", r.spec.action), r.hits()))
+                .collect()
+        };
+        Ok(LayerDump {
+            name: l.name,
+            rules_in: list(&rules.rules_in),
+            rules_out: list(&rules.rules_out),
+            default_in: rules.default_in,
+            default_out: rules.default_out,
+            lft_in: l.lft_in.lock().len(),
+            lft_out: l.lft_out.lock().len(),
+            stats: l.stats.snapshot(),
+        })
+    }
+
+    /// The UFT of a direction: each flow, its transformation and hits.
+    pub fn dump_uft(&self, dir: Direction) -> Vec<(FlowId, HdrTransform, u64)> {
+        self.uft(dir).read().iter().map(|(id, e)| (*id, e.value.xform, e.value.hits())).collect()
+    }
+
+    /// The TCP flows and their states.
+    pub fn dump_tcp(&self) -> Vec<(FlowId, TcpState)> {
+        self.tcp.lock().iter().map(|(id, e)| (*id, e.value.0.lock().state())).collect()
+    }
+
+    /// Remove the UFT entries of both directions (they are rebuilt).
+    pub fn clear_uft(&self) {
+        self.uft_in.write().clear(|_, _| {});
+        self.uft_out.write().clear(|_, _| {});
+    }
+
+    /// Remove the LFT entries of one layer (or all layers).
+    pub fn clear_lft(&self, layer: Option<&str>) -> Result<(), PortError> {
+        match layer {
+            Some(n) => self.layer(n)?.clear_flows(),
+            None => self.layers.iter().for_each(Layer::clear_flows),
+        }
+        Ok(())
+    }
+
+    fn uft(&self, dir: Direction) -> &KRwLock<FlowTable<UftEntry>> {
+        match dir {
+            Direction::In => &self.uft_in,
+            Direction::Out => &self.uft_out,
+        }
+    }
+
+    /// Count a packet that could not be parsed (the caller parses).
+    pub fn count_parse_error(&self, dir: Direction, e: crate::packet::ParseError) -> DropReason {
+        bump(match dir {
+            Direction::In => &self.stats.in_processed,
+            Direction::Out => &self.stats.out_processed,
+        });
+        let r = DropReason::Parse(e);
+        self.stats.count_drop(&r);
+        r
+    }
+
+    /// Run one packet through the port.
+    pub fn process(&self, dir: Direction, pkt: &mut Packet, now: Moment) -> ProcessResult {
+        bump(match dir {
+            Direction::In => &self.stats.in_processed,
+            Direction::Out => &self.stats.out_processed,
+        });
+        let flow = FlowId::from_headers(pkt.headers());
+        trace!(self, TraceEvent::PortEntry { port: &self.name, dir, flow });
+        let res =
+            if PortState::from_u8(self.state_now.load(Ordering::Acquire)) != PortState::Running {
+                ProcessResult::Drop(DropReason::NotRunning)
+            } else {
+                self.process_running(dir, pkt, flow, now)
+            };
+        let outcome = match &res {
+            ProcessResult::Modified => {
+                bump(&self.stats.modified);
+                Outcome::Modified
+            }
+            ProcessResult::Drop(r) => {
+                self.stats.count_drop(r);
+                Outcome::Dropped
+            }
+            ProcessResult::Hairpin(_) => {
+                bump(&self.stats.hairpin);
+                Outcome::Hairpin
+            }
+        };
+        let _ = outcome;
+        trace!(self, TraceEvent::PortReturn { port: &self.name, dir, outcome });
+        res
+    }
+
+    fn process_running(
+        &self,
+        dir: Direction,
+        pkt: &mut Packet,
+        flow: Option<FlowId>,
+        now: Moment,
+    ) -> ProcessResult {
+        if let Some(f) = flow {
+            match self.fast_path(dir, pkt, &f, now) {
+                Fast::Done(r) => return r,
+                Fast::Miss => {}
+                Fast::Stale => {
+                    self.uft(dir).write().remove(&f);
+                    bump(&self.stats.uft_invalidated);
+                    trace!(self, TraceEvent::UftInvalidated { dir, flow: f });
+                }
+                Fast::Restart => {
+                    self.forget_flow(dir, &f);
+                    bump(&self.stats.uft_invalidated);
+                    trace!(self, TraceEvent::UftInvalidated { dir, flow: f });
+                }
+            }
+        }
+        self.slow_path(dir, pkt, flow, now)
+    }
+
+    /// A UFT hit: apply the stored transformation, nothing else.
+    fn fast_path(&self, dir: Direction, pkt: &mut Packet, f: &FlowId, now: Moment) -> Fast {
+        let uft = self.uft(dir).read();
+        let Some(e) = uft.get(f) else { return Fast::Miss };
+        let e = &e.value;
+        if e.epoch != self.epoch.load(Ordering::Acquire) {
+            return Fast::Stale;
+        }
+        let mut closed = None;
+        if let (Some((key, tcp)), Some(L4::Tcp(hdr))) = (&e.tcp, &pkt.headers().l4) {
+            match tcp.lock().process(dir, hdr) {
+                TcpVerdict::Ok(_) => {}
+                TcpVerdict::Unexpected(_) => bump(&self.stats.tcp_error),
+                TcpVerdict::Closed => closed = Some(*key),
+                TcpVerdict::NewFlow => return Fast::Restart,
+            }
+        }
+        e.hits.fetch_add(1, Ordering::Relaxed);
+        e.last_hit.fetch_max(now.0, Ordering::Relaxed);
+        let xform = e.xform;
+        drop(uft);
+        bump(&self.stats.uft_hit);
+        trace!(self, TraceEvent::UftHit { dir, flow: *f });
+        let res = match xform.apply(pkt) {
+            Ok(()) => ProcessResult::Modified,
+            Err(e) => ProcessResult::Drop(DropReason::Transform(e)),
+        };
+        if let Some(key) = closed {
+            self.close_tcp(dir, f, &xform, &key);
+        }
+        Fast::Done(res)
+    }
+
+    /// Remove a closed TCP flow: its UFT entries in both directions and
+    /// its connection state.
+    fn close_tcp(&self, dir: Direction, f: &FlowId, xform: &HdrTransform, key: &FlowId) {
+        self.uft(dir).write().remove(f);
+        let reverse = xform.apply_to_flow(f).mirror();
+        self.uft(dir.reverse()).write().remove(&reverse);
+        self.tcp.lock().remove(key);
+        bump(&self.stats.tcp_closed);
+    }
+
+    /// Forget a flow whose TCP connection restarts (a new SYN on a closed
+    /// or TIME_WAIT flow).
+    fn forget_flow(&self, dir: Direction, f: &FlowId) {
+        let removed = self.uft(dir).write().remove(f);
+        if let Some(e) = removed {
+            let reverse = e.xform.apply_to_flow(f).mirror();
+            self.uft(dir.reverse()).write().remove(&reverse);
+            if let Some((key, _)) = &e.tcp {
+                self.tcp.lock().remove(key);
+            }
+        }
+    }
+
+    /// The first packet of a flow: walk the layers.
+    fn slow_path(
+        &self,
+        dir: Direction,
+        pkt: &mut Packet,
+        flow: Option<FlowId>,
+        now: Moment,
+    ) -> ProcessResult {
+        bump(&self.stats.uft_miss);
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let entry_hdrs = *pkt.headers();
+        let mut view: Headers = entry_hdrs;
+        let mut xform = HdrTransform::NONE;
+        let mut children = Vec::new();
+        let mut meta = Meta::new();
+        let mut cur = flow;
+        let mut cacheable = flow.is_some();
+        let n = self.layers.len();
+        for i in 0..n {
+            let idx = match dir {
+                Direction::Out => i,
+                Direction::In => n - 1 - i,
+            };
+            let Some(layer) = self.layers.get(idx) else { continue };
+            let step =
+                match self.run_layer(layer, dir, pkt, &view, cur, &mut meta, now, &mut children) {
+                    Ok(s) => s,
+                    Err(r) => return ProcessResult::Drop(r),
+                };
+            match step {
+                Step::Pass(xf) => {
+                    xform = match xform.then(&xf) {
+                        Ok(x) => x,
+                        Err(e) => return ProcessResult::Drop(DropReason::Transform(e)),
+                    };
+                    if let Err(e) = xf.apply_to_headers(&mut view) {
+                        return ProcessResult::Drop(DropReason::Transform(e));
+                    }
+                    cur = cur.map(|f| xf.apply_to_flow(&f));
+                }
+                Step::Hairpin(m) => return ProcessResult::Hairpin(m),
+                Step::Handle(hook) => {
+                    // The hook sees the packet as the layers before it
+                    // left it; the flow is not cached.
+                    cacheable = false;
+                    if let Err(e) = xform.apply(pkt) {
+                        return ProcessResult::Drop(DropReason::Transform(e));
+                    }
+                    xform = HdrTransform::NONE;
+                    match hook.handle(dir, pkt, &mut meta) {
+                        HandleResult::Continue => {}
+                        HandleResult::Drop(why) => {
+                            return ProcessResult::Drop(DropReason::Handled {
+                                layer: layer.name,
+                                why,
+                            });
+                        }
+                        HandleResult::Hairpin(m) => return ProcessResult::Hairpin(m),
+                    }
+                    view = *pkt.headers();
+                    cur = FlowId::from_headers(&view);
+                }
+            }
+        }
+
+        // TCP connection state, keyed by the flow as the guest sees it.
+        let mut tcp = None;
+        if let (Some(f), Some(L4::Tcp(hdr))) = (flow, &entry_hdrs.l4) {
+            let key = match (dir, cur) {
+                (Direction::Out, _) => f,
+                (Direction::In, Some(c)) => c.mirror(),
+                (Direction::In, None) => f.mirror(),
+            };
+            match self.track_tcp(dir, key, hdr, now) {
+                Ok((t, closed)) => {
+                    if closed {
+                        cacheable = false;
+                        self.tcp.lock().remove(&key);
+                    } else {
+                        tcp = Some((key, t));
+                    }
+                }
+                Err(r) => return ProcessResult::Drop(r),
+            }
+        }
+
+        if cacheable && let Some(f) = flow {
+            let entry = UftEntry {
+                xform,
+                epoch,
+                _children: children,
+                tcp,
+                proto: f.proto,
+                hits: AtomicU64::new(0),
+                last_hit: AtomicU64::new(now.0),
+            };
+            if let Err(r) = self.insert_uft(dir, f, entry, now) {
+                return ProcessResult::Drop(r);
+            }
+        }
+        match xform.apply(pkt) {
+            Ok(()) => ProcessResult::Modified,
+            Err(e) => ProcessResult::Drop(DropReason::Transform(e)),
+        }
+    }
+
+    fn insert_uft(
+        &self,
+        dir: Direction,
+        f: FlowId,
+        entry: UftEntry,
+        now: Moment,
+    ) -> Result<(), DropReason> {
+        let mut uft = self.uft(dir).write();
+        if uft.is_full() && uft.get(&f).is_none() {
+            let n = uft.evict(1, |_, _| {});
+            self.stats.evictions.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        uft.insert(f, entry, now)
+            .map(|_| ())
+            .map_err(|_| DropReason::TableFull { table: uft.name() })
+    }
+
+    /// Find or create the flow's TCP state and advance it by this
+    /// segment. Returns the state and whether the flow just closed.
+    fn track_tcp(
+        &self,
+        dir: Direction,
+        key: FlowId,
+        hdr: &crate::packet::TcpHdr,
+        now: Moment,
+    ) -> Result<(SharedTcp, bool), DropReason> {
+        let mut tcp = self.tcp.lock();
+        if let Some(e) = tcp.hit(&key, now) {
+            let shared = Arc::clone(&e.value.0);
+            let verdict = shared.lock().process(dir, hdr);
+            return match verdict {
+                TcpVerdict::Ok(_) => Ok((shared, false)),
+                TcpVerdict::Unexpected(_) => {
+                    bump(&self.stats.tcp_error);
+                    Ok((shared, false))
+                }
+                TcpVerdict::Closed => {
+                    bump(&self.stats.tcp_closed);
+                    Ok((shared, true))
+                }
+                TcpVerdict::NewFlow => {
+                    *shared.lock() = TcpFlow::new(dir, hdr);
+                    Ok((shared, false))
+                }
+            };
+        }
+        let shared = Arc::new(KMutex::new(TcpFlow::new(dir, hdr)));
+        if tcp.is_full() {
+            let n = tcp.evict(1, |_, _| {});
+            self.stats.evictions.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        tcp.insert(key, TcpEntry(Arc::clone(&shared)), now)
+            .map_err(|_| DropReason::TableFull { table: "tcp" })?;
+        Ok((shared, false))
+    }
+
+    /// One layer's decision for a packet being classified.
+    #[allow(clippy::too_many_arguments)]
+    fn run_layer(
+        &self,
+        layer: &Layer,
+        dir: Direction,
+        pkt: &Packet,
+        view: &Headers,
+        cur: Option<FlowId>,
+        meta: &mut Meta,
+        now: Moment,
+        children: &mut Vec<LftChild>,
+    ) -> Result<Step, DropReason> {
+        let rules = layer.rules.read();
+        if let Some(f) = cur
+            && let Some(xf) =
+                self.lft_decision(layer, &rules, dir, pkt, view, &f, meta, now, children)
+        {
+            return Ok(Step::Pass(xf));
+        }
+        let ctx = MatchCtx { dir, hdrs: view, mblk: pkt.mblk(), meta };
+        let (action, rule) = match rules.table(dir).find(&ctx) {
+            Some(r) => (r.spec.action.clone(), Some(r.id)),
+            None => (Action::from(rules.default(dir)), None),
+        };
+        drop(rules);
+        let counter = match (dir, rule.is_some()) {
+            (Direction::In, true) => &layer.stats.in_rule_match,
+            (Direction::In, false) => &layer.stats.in_default,
+            (Direction::Out, true) => &layer.stats.out_rule_match,
+            (Direction::Out, false) => &layer.stats.out_default,
+        };
+        bump(counter);
+        let decision = rule.map_or(Decision::Default, Decision::Rule);
+        let _ = decision;
+        trace!(
+            self,
+            TraceEvent::Layer { layer: layer.name, dir, decision, action: kind_of(&action) }
+        );
+        let act_err = |error| {
+            bump(&layer.stats.action_errors);
+            DropReason::Action { layer: layer.name, error }
+        };
+        let need_flow = || {
+            cur.ok_or(DropReason::Action {
+                layer: layer.name,
+                error: super::action::ActionError::NotApplicable("no IP flow"),
+            })
+        };
+        match action {
+            Action::Allow => Ok(Step::Pass(HdrTransform::NONE)),
+            Action::Deny => {
+                bump(if rule.is_some() {
+                    &layer.stats.denied_rule
+                } else {
+                    &layer.stats.denied_default
+                });
+                Err(DropReason::Denied { layer: layer.name, rule })
+            }
+            Action::StatefulAllow => {
+                if let Some(f) = cur {
+                    self.insert_pair(
+                        layer,
+                        dir,
+                        f,
+                        f.mirror(),
+                        LftKind::Allow,
+                        rule,
+                        now,
+                        children,
+                    )?;
+                }
+                Ok(Step::Pass(HdrTransform::NONE))
+            }
+            Action::Static(a) => {
+                let f = need_flow()?;
+                a.gen_ht(dir, &f, meta).map(Step::Pass).map_err(act_err)
+            }
+            Action::Stateful(a) => {
+                let f = need_flow()?;
+                let desc = a.gen_desc(dir, &f, meta).map_err(act_err)?;
+                let xf = desc.gen_ht(dir);
+                let reverse = xf.apply_to_flow(&f).mirror();
+                self.insert_pair(
+                    layer,
+                    dir,
+                    f,
+                    reverse,
+                    LftKind::Stateful(desc),
+                    rule,
+                    now,
+                    children,
+                )?;
+                Ok(Step::Pass(xf))
+            }
+            Action::Hairpin(a) => {
+                let ctx = MatchCtx { dir, hdrs: view, mblk: pkt.mblk(), meta };
+                a.gen_packet(&ctx).map(Step::Hairpin).map_err(act_err)
+            }
+            Action::Meta(a) => {
+                a.mod_meta(dir, cur.as_ref(), meta).map_err(act_err)?;
+                Ok(Step::Pass(HdrTransform::NONE))
+            }
+            Action::HandlePacket(h) => Ok(Step::Handle(h)),
+        }
+    }
+
+    /// The layer's remembered decision for a flow, re-checked against the
+    /// rules when they changed softly since it was made. Returns the
+    /// transformation, or None to consult the rules.
+    #[allow(clippy::too_many_arguments)]
+    fn lft_decision(
+        &self,
+        layer: &Layer,
+        rules: &LayerRules,
+        dir: Direction,
+        pkt: &Packet,
+        view: &Headers,
+        f: &FlowId,
+        meta: &Meta,
+        now: Moment,
+        children: &mut Vec<LftChild>,
+    ) -> Option<HdrTransform> {
+        let mut lft = layer.lft(dir).lock();
+        let e = lft.hit(f, now)?;
+        let entry = &mut e.value;
+        let mut keep = !entry.token.revoked();
+        if keep && entry.generation != rules.generation {
+            if entry.origin == dir {
+                // Would the rules still decide this flow the same way?
+                let ctx = MatchCtx { dir, hdrs: view, mblk: pkt.mblk(), meta };
+                let now_rule = rules.table(dir).peek(&ctx).map(|r| r.id);
+                keep = now_rule == entry.rule;
+                if !keep {
+                    entry.token.revoke();
+                }
+            }
+            entry.generation = rules.generation;
+        }
+        if !keep {
+            lft.remove(f);
+            return None;
+        }
+        children.push(LftChild::new(&entry.token));
+        let (xf, kind) = match &entry.kind {
+            LftKind::Allow => (HdrTransform::NONE, ActionKind::StatefulAllow),
+            LftKind::Stateful(d) => (d.gen_ht(dir), ActionKind::Stateful),
+        };
+        let _ = kind;
+        drop(lft);
+        bump(match dir {
+            Direction::In => &layer.stats.in_lft_hit,
+            Direction::Out => &layer.stats.out_lft_hit,
+        });
+        trace!(
+            self,
+            TraceEvent::Layer {
+                layer: layer.name,
+                dir,
+                decision: Decision::FlowTable,
+                action: kind
+            }
+        );
+        Some(xf)
+    }
+
+    /// Store a stateful decision for the flow (`f`, seen in `dir`) and its
+    /// replies (`reverse`, seen in the other direction).
+    #[allow(clippy::too_many_arguments)]
+    fn insert_pair(
+        &self,
+        layer: &Layer,
+        dir: Direction,
+        f: FlowId,
+        reverse: FlowId,
+        kind: LftKind,
+        rule: Option<RuleId>,
+        now: Moment,
+        children: &mut Vec<LftChild>,
+    ) -> Result<(), DropReason> {
+        let generation = layer.rules.read().generation;
+        let token = Arc::new(LftToken::new(&kind));
+        let entry = LftEntry {
+            kind,
+            rule,
+            generation,
+            token: Arc::clone(&token),
+            proto: f.proto,
+            origin: dir,
+        };
+        let full = || {
+            bump(&layer.stats.lft_full);
+            DropReason::TableFull { table: layer.name }
+        };
+        for (d, id) in [(dir, f), (dir.reverse(), reverse)] {
+            let mut lft = layer.lft(d).lock();
+            if lft.is_full() && lft.get(&id).is_none() {
+                let n = lft.evict(1, |_, _| {});
+                self.stats.evictions.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            lft.insert(id, entry.clone(), now).map_err(|_| full())?;
+        }
+        children.push(LftChild::new(&token));
+        Ok(())
+    }
+
+    /// Remove every flow idle past its class's timeout (a UFT entry's last
+    /// hit is read from the entry; an LFT entry with live UFT children
+    /// does not expire). Returns how many entries went.
+    pub fn expire(&self, now: Moment) -> usize {
+        let policy = self.expiry;
+        let mut n = 0;
+        for (dir, name) in [(Direction::In, "uft_in"), (Direction::Out, "uft_out")] {
+            let _ = name;
+            n += self.uft(dir).write().retain(|id, e| {
+                let last = Moment(e.value.last_hit.load(Ordering::Relaxed)).max(e.last_hit());
+                let keep = now.since(last) < policy.timeout_ns(e.value.expiry_class());
+                if !keep {
+                    trace!(self, TraceEvent::FlowExpired { table: name, flow: *id });
+                }
+                keep
+            });
+        }
+        for l in &self.layers {
+            for dir in [Direction::In, Direction::Out] {
+                n += l.lft(dir).lock().retain(|id, e| {
+                    let keep = e.value.has_children()
+                        || now.since(e.last_hit()) < policy.timeout_ns(e.value.expiry_class());
+                    if !keep {
+                        trace!(self, TraceEvent::FlowExpired { table: l.name, flow: *id });
+                    }
+                    keep
+                });
+            }
+        }
+        n += self.tcp.lock().retain(|id, e| {
+            let keep = now.since(e.last_hit()) < policy.timeout_ns(e.value.expiry_class());
+            if !keep {
+                trace!(self, TraceEvent::FlowExpired { table: "tcp", flow: *id });
+            }
+            let _ = id;
+            keep
+        });
+        self.stats.expired.fetch_add(n as u64, Ordering::Relaxed);
+        n
+    }
+}
+
+fn kind_of(a: &Action) -> ActionKind {
+    match a {
+        Action::Allow => ActionKind::Allow,
+        Action::Deny => ActionKind::Deny,
+        Action::StatefulAllow => ActionKind::StatefulAllow,
+        Action::Static(_) => ActionKind::Static,
+        Action::Stateful(_) => ActionKind::Stateful,
+        Action::Hairpin(_) => ActionKind::Hairpin,
+        Action::Meta(_) => ActionKind::Meta,
+        Action::HandlePacket(_) => ActionKind::HandlePacket,
+    }
+}

@@ -1,0 +1,162 @@
+//! Port and layer statistics: counters bumped on the packet path with
+//! relaxed atomics (no locks), and plain snapshots for the dump API.
+//!
+//! Every drop has a reason ([`DropReason`]) and every reason a counter.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::action::ActionError;
+use super::rule::RuleId;
+use super::transform::TransformError;
+use crate::packet::ParseError;
+
+/// Why a port dropped a packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DropReason {
+    /// The port is not running (ready, paused).
+    NotRunning,
+    /// The packet could not be parsed.
+    Parse(ParseError),
+    /// A layer denied it: by a rule, or by its default action (`None`).
+    Denied { layer: &'static str, rule: Option<RuleId> },
+    /// A flow table was full.
+    TableFull { table: &'static str },
+    /// An action could not act (for example no NAT port left).
+    Action { layer: &'static str, error: ActionError },
+    /// A packet hook dropped it.
+    Handled { layer: &'static str, why: &'static str },
+    /// The header transformation could not be applied.
+    Transform(TransformError),
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotRunning => f.write_str("port not running"),
+            Self::Parse(e) => write!(f, "parse error: {e}"),
+            Self::Denied { layer, rule: Some(r) } => write!(f, "denied by layer {layer} rule {r}"),
+            Self::Denied { layer, rule: None } => write!(f, "denied by layer {layer} default"),
+            Self::TableFull { table } => write!(f, "flow table {table} full"),
+            Self::Action { layer, error } => write!(f, "layer {layer}: {error}"),
+            Self::Handled { layer, why } => write!(f, "layer {layer}: {why}"),
+            Self::Transform(e) => write!(f, "transform: {e}"),
+        }
+    }
+}
+
+macro_rules! counters {
+    ($(#[$m:meta])* $name:ident, $snap:ident { $($(#[$fm:meta])* $f:ident),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Default)]
+        pub struct $name {
+            $($(#[$fm])* pub $f: AtomicU64,)*
+        }
+
+        /// A snapshot of the counters.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct $snap {
+            $($(#[$fm])* pub $f: u64,)*
+        }
+
+        impl $name {
+            /// Read every counter.
+            pub fn snapshot(&self) -> $snap {
+                $snap { $($f: self.$f.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters!(
+    /// Per-port counters.
+    PortStats, PortStatsSnapshot {
+        /// Packets processed inbound.
+        in_processed,
+        /// Packets processed outbound.
+        out_processed,
+        /// Packets passed (possibly modified).
+        modified,
+        /// Packets answered with a hairpin reply.
+        hairpin,
+        /// Packets that hit the unified flow table.
+        uft_hit,
+        /// Packets that went through the layers.
+        uft_miss,
+        /// Unified flow table entries found stale and rebuilt.
+        uft_invalidated,
+        /// Drops: port not running.
+        drop_not_running,
+        /// Drops: parse errors.
+        drop_parse,
+        /// Drops: denied by a rule.
+        drop_denied_rule,
+        /// Drops: denied by a layer default.
+        drop_denied_default,
+        /// Drops: a flow table was full.
+        drop_table_full,
+        /// Drops: an action failed (resource exhausted, ...).
+        drop_action,
+        /// Drops: a packet hook dropped it.
+        drop_handled,
+        /// Drops: the transformation could not be applied.
+        drop_transform,
+        /// TCP segments that did not fit the flow's state (passed).
+        tcp_error,
+        /// TCP flows closed (FIN handshake or RST).
+        tcp_closed,
+        /// Flow table entries evicted under pressure.
+        evictions,
+        /// Flow table entries expired.
+        expired,
+    }
+);
+
+counters!(
+    /// Per-layer counters.
+    LayerStats, LayerStatsSnapshot {
+        /// Inbound packets this layer decided from its flow table.
+        in_lft_hit,
+        /// Outbound packets this layer decided from its flow table.
+        out_lft_hit,
+        /// Inbound packets decided by a rule.
+        in_rule_match,
+        /// Outbound packets decided by a rule.
+        out_rule_match,
+        /// Inbound packets decided by the default action.
+        in_default,
+        /// Outbound packets decided by the default action.
+        out_default,
+        /// Packets denied by a rule.
+        denied_rule,
+        /// Packets denied by the default action.
+        denied_default,
+        /// Flow entries refused because the layer flow table was full.
+        lft_full,
+        /// Action errors.
+        action_errors,
+    }
+);
+
+impl PortStats {
+    /// Count a drop under its reason's counter.
+    pub fn count_drop(&self, r: &DropReason) {
+        let c = match r {
+            DropReason::NotRunning => &self.drop_not_running,
+            DropReason::Parse(_) => &self.drop_parse,
+            DropReason::Denied { rule: Some(_), .. } => &self.drop_denied_rule,
+            DropReason::Denied { rule: None, .. } => &self.drop_denied_default,
+            DropReason::TableFull { .. } => &self.drop_table_full,
+            DropReason::Action { .. } => &self.drop_action,
+            DropReason::Handled { .. } => &self.drop_handled,
+            DropReason::Transform(_) => &self.drop_transform,
+        };
+        bump(c);
+    }
+}
+
+/// Add one to a counter.
+#[inline(always)]
+pub fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
