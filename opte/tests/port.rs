@@ -646,17 +646,49 @@ fn a_soft_update_keeps_valid_state_and_a_replace_does_not() {
 }
 
 #[test]
-fn a_full_uft_is_a_counted_drop() {
+fn a_full_uft_is_a_counted_drop_until_pressure_is_relieved() {
     let k = fakekernel::scope();
     let n = net_with(2, &[1024, 1025, 1026]);
     n.port.add_rule("firewall", Direction::In, RuleSpec::new(1, Action::Allow)).unwrap();
     for sp in [1, 2] {
         assert_modified(&send(&n, Direction::In, &udp(PEER, sp, GUEST, 9), 1).0);
     }
-    // UDP flows are evictable: the third evicts the least recently hit.
-    assert_modified(&send(&n, Direction::In, &udp(PEER, 3, GUEST, 9), 2).0);
+    // Full: a new flow is a counted drop; known flows still pass.
+    let (r, _) = send(&n, Direction::In, &udp(PEER, 3, GUEST, 9), 2);
+    assert!(matches!(r, ProcessResult::Drop(DropReason::TableFull { table: "uft_in" })), "{r:?}");
+    assert_eq!(n.port.stats().drop_table_full, 1);
+    assert_modified(&send(&n, Direction::In, &udp(PEER, 2, GUEST, 9), 2).0);
+    // Expiry time relieves the pressure (nothing idle long enough to
+    // expire): the least recently hit flow is evicted.
+    n.port.expire(Moment(3 * NANOS_PER_SEC));
     assert_eq!(n.port.stats().evictions, 1);
-    assert_eq!(n.port.table_usage().uft_in, 2);
+    assert_eq!(n.port.table_usage().uft_in, 1);
+    assert_eq!(n.port.dump_uft(Direction::In)[0].0.src_port, 2, "the recently hit flow stays");
+    assert_modified(&send(&n, Direction::In, &udp(PEER, 3, GUEST, 9), 4).0);
+    drop(n);
+    k.assert_clean();
+}
+
+#[test]
+fn eviction_prefers_closing_tcp_flows_over_established_ones() {
+    let k = fakekernel::scope();
+    let n = net_with(3, &[1024]);
+    n.port.add_rule("firewall", Direction::In, RuleSpec::new(1, Action::Allow)).unwrap();
+    // Two established flows (hit recently) and one closing (hit earlier
+    // than neither... it is hit last, yet goes first).
+    for sp in [1, 2, 3] {
+        let inn = |f, s, a| tcp(PEER, sp, GUEST, 22, f, s, a);
+        let out = |f, s, a| tcp(GUEST, 22, PEER, sp, f, s, a);
+        assert_modified(&send(&n, Direction::In, &inn(SYN, 1, 0), 1).0);
+        assert_modified(&send(&n, Direction::Out, &out(SYN | ACK, 9, 2), 1).0);
+        assert_modified(&send(&n, Direction::In, &inn(ACK, 2, 10), 1).0);
+    }
+    let fin = tcp(PEER, 3, GUEST, 22, FIN | ACK, 2, 10);
+    assert_modified(&send(&n, Direction::In, &fin, 2).0);
+    n.port.relieve_pressure();
+    let left: Vec<u16> = n.port.dump_uft(Direction::In).iter().map(|e| e.0.src_port).collect();
+    assert_eq!(left.len(), 2);
+    assert!(!left.contains(&3), "the closing flow was evicted first: {left:?}");
     drop(n);
     k.assert_clean();
 }

@@ -36,6 +36,15 @@
 //! `reset` clears every flow table (UFT, LFTs, TCP) and keeps rules and
 //! state.
 //!
+//! # Limits
+//!
+//! Every flow table has a limit. A packet whose flow would need an entry
+//! in a full table is dropped and counted (`TableFull`); nothing is
+//! allocated past the limit. [`Port::expire`], which the driver calls
+//! periodically, also evicts from tables fuller than
+//! [`PRESSURE_PERCENT`], preferring closing and misbehaving TCP flows
+//! over established ones.
+//!
 //! # Locking
 //!
 //! - `state` (mutex): lifecycle transitions; packets read a copy of it in
@@ -746,10 +755,6 @@ impl Port {
         now: Moment,
     ) -> Result<(), DropReason> {
         let mut uft = self.uft(dir).write();
-        if uft.is_full() && uft.get(&f).is_none() {
-            let n = uft.evict(1, |_, _| {});
-            self.stats.evictions.fetch_add(n as u64, Ordering::Relaxed);
-        }
         uft.insert(f, entry, now)
             .map(|_| ())
             .map_err(|_| DropReason::TableFull { table: uft.name() })
@@ -785,10 +790,6 @@ impl Port {
             };
         }
         let shared = Arc::new(KMutex::new(TcpFlow::new(dir, hdr)));
-        if tcp.is_full() {
-            let n = tcp.evict(1, |_, _| {});
-            self.stats.evictions.fetch_add(n as u64, Ordering::Relaxed);
-        }
         tcp.insert(key, TcpEntry(Arc::clone(&shared)), now)
             .map_err(|_| DropReason::TableFull { table: "tcp" })?;
         Ok((shared, false))
@@ -990,10 +991,6 @@ impl Port {
         };
         for (d, id) in [(dir, f), (dir.reverse(), reverse)] {
             let mut lft = layer.lft(d).lock();
-            if lft.is_full() && lft.get(&id).is_none() {
-                let n = lft.evict(1, |_, _| {});
-                self.stats.evictions.fetch_add(n as u64, Ordering::Relaxed);
-            }
             lft.insert(id, entry.clone(), now).map_err(|_| full())?;
         }
         children.push(LftChild::new(&token));
@@ -1038,9 +1035,46 @@ impl Port {
             keep
         });
         self.stats.expired.fetch_add(n as u64, Ordering::Relaxed);
+        self.relieve_pressure();
+        n
+    }
+
+    /// Evict from every table fuller than [`PRESSURE_PERCENT`] of its
+    /// limit, down towards that mark (at most one eviction batch per table
+    /// per call): closing and misbehaving TCP flows go first, established
+    /// ones last (see [`EvictionRank`]). Runs from [`Port::expire`], off
+    /// the per-packet path, which meanwhile refuses new flows of a full
+    /// table as a counted drop. Returns how many entries were evicted.
+    pub fn relieve_pressure(&self) -> usize {
+        fn excess(len: usize, limit: u32) -> usize {
+            let mark = (limit as usize).saturating_mul(PRESSURE_PERCENT) / 100;
+            len.saturating_sub(mark)
+        }
+        let mut n = 0;
+        for dir in [Direction::In, Direction::Out] {
+            let mut t = self.uft(dir).write();
+            let over = excess(t.len(), t.limit());
+            n += t.evict(over, |_, _| {});
+        }
+        for l in &self.layers {
+            for dir in [Direction::In, Direction::Out] {
+                let mut t = l.lft(dir).lock();
+                let over = excess(t.len(), t.limit());
+                n += t.evict(over, |_, _| {});
+            }
+        }
+        let mut t = self.tcp.lock();
+        let over = excess(t.len(), t.limit());
+        n += t.evict(over, |_, _| {});
+        drop(t);
+        self.stats.evictions.fetch_add(n as u64, Ordering::Relaxed);
         n
     }
 }
+
+/// A flow table fuller than this share of its limit (in percent) is
+/// relieved by eviction when the port expires flows.
+pub const PRESSURE_PERCENT: usize = 90;
 
 fn kind_of(a: &Action) -> ActionKind {
     match a {
