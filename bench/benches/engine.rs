@@ -61,5 +61,38 @@ fn engine(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, engine);
+/// A UFT hit on one hot flow while the table holds 10^3, 10^5 and 10^6
+/// other flows: the cost must not grow with the table.
+fn uft_scaling(c: &mut Criterion) {
+    fakekernel::link_kernel_symbols();
+    let mut g = c.benchmark_group("engine");
+    g.sample_size(30);
+    let s = Scenario { family: Family::V4, proto: Proto::Udp, dir: Dir::Out, body_len: 0 };
+    let hot = s.frame().to_bytes(&[]);
+    for n in [1_000u32, 100_000, 1_000_000] {
+        let port = five_layer_port(n + 16);
+        let mut fb = s.frame();
+        for i in 0..n {
+            // Distinct flows: vary the destination and source port.
+            if let Some(opte::packet::L3::Ipv4(ip)) = &mut fb.l3 {
+                ip.dst = std::net::Ipv4Addr::from(0x0a00_0000 | (i >> 16));
+            }
+            if let Some(opte::packet::L4::Udp(u)) = &mut fb.l4 {
+                u.src_port = i as u16;
+            }
+            must_pass(&port, Direction::Out, &mut packet(&fb.to_bytes(&[])), Moment(1));
+        }
+        must_pass(&port, Direction::Out, &mut packet(&hot), Moment(1));
+        g.bench_function(format!("uft-hit-hot/{n}"), |b| {
+            b.iter_batched_ref(
+                || packet(&hot),
+                |p| must_pass(&port, Direction::Out, p, Moment(2)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, engine, uft_scaling);
 criterion_main!(benches);
