@@ -38,10 +38,19 @@ fn engine(c: &mut Criterion) {
             )
         });
         // The stored transformation alone (no lookup): what a hit costs
-        // beyond the flow table and locks.
-        let xform = port.dump_uft(Direction::Out)[0].1;
-        g.bench_function(format!("apply/V4-{name}-OUT"), |b| {
+        // beyond the flow table and locks, by the general path and by the
+        // compiled one.
+        let (flow, xform, _) = port.dump_uft(Direction::Out)[0];
+        let compiled = opte::engine::transform::CompiledTransform::compile(xform, &flow);
+        g.bench_function(format!("apply-general/V4-{name}-OUT"), |b| {
             b.iter_batched_ref(|| packet(&bytes), |p| xform.apply(p).is_ok(), BatchSize::SmallInput)
+        });
+        g.bench_function(format!("apply-compiled/V4-{name}-OUT"), |b| {
+            b.iter_batched_ref(
+                || packet(&bytes),
+                |p| compiled.apply(p).is_ok(),
+                BatchSize::SmallInput,
+            )
         });
         // Setup only: what the batched setup costs, to read the others by.
         g.bench_function(format!("parse-only/V4-{name}-OUT"), |b| {
@@ -54,7 +63,8 @@ fn engine(c: &mut Criterion) {
                     packet(&bytes)
                 },
                 |p| must_pass(&port, Direction::Out, p, Moment(3)),
-                BatchSize::SmallInput,
+                // One packet per reset, so every timed packet is a miss.
+                BatchSize::PerIteration,
             )
         });
     }

@@ -126,6 +126,25 @@ impl MsgBlk {
         v
     }
 
+    /// The first block's bytes, writable: None when its dblk is shared
+    /// (another message sees the same bytes).
+    pub fn first_block_mut(&mut self) -> Option<&mut [u8]> {
+        let mp = self.head.as_ptr();
+        // SAFETY: mp is our live head; when its dblk is ours alone
+        // (db_ref == 1) its bytes b_rptr..b_wptr are ours to write for as
+        // long as we are borrowed mutably.
+        unsafe {
+            if (*(*mp).b_datap).db_ref != 1 {
+                return None;
+            }
+            let len = blk_len(mp);
+            if len == 0 {
+                return Some(&mut []);
+            }
+            Some(core::slice::from_raw_parts_mut((*mp).b_rptr, len))
+        }
+    }
+
     /// Free bytes in front of the first block's data that may be written
     /// (0 when its dblk is shared).
     pub fn headroom(&self) -> usize {

@@ -80,7 +80,7 @@ use super::rule::{RuleError, RuleId, RuleSpec, RuleTable};
 use super::stats::{DropReason, LayerStatsSnapshot, PortStats, PortStatsSnapshot, bump};
 use super::tcp_state::{TcpFlow, TcpState, TcpVerdict};
 use super::trace::{ActionKind, Decision, Outcome, TraceEvent, Tracer};
-use super::transform::HdrTransform;
+use super::transform::{CompiledTransform, HdrTransform};
 use super::{Direction, ExpiryClass, Moment};
 use crate::ddi::MsgBlk;
 use crate::ddi::sync::{KMutex, KRwLock};
@@ -172,7 +172,7 @@ pub type SharedTcp = Arc<KMutex<TcpFlow>>;
 
 /// A unified flow table entry.
 pub struct UftEntry {
-    xform: HdrTransform,
+    xform: CompiledTransform,
     epoch: u64,
     _children: Vec<LftChild>,
     tcp: Option<(FlowId, SharedTcp)>,
@@ -184,7 +184,7 @@ pub struct UftEntry {
 impl UftEntry {
     /// The transformation applied to the flow's packets.
     pub fn xform(&self) -> &HdrTransform {
-        &self.xform
+        &self.xform.xform
     }
 
     /// Packets that hit this entry.
@@ -485,7 +485,11 @@ impl Port {
 
     /// The UFT of a direction: each flow, its transformation and hits.
     pub fn dump_uft(&self, dir: Direction) -> Vec<(FlowId, HdrTransform, u64)> {
-        self.uft(dir).read().iter().map(|(id, e)| (*id, e.value.xform, e.value.hits())).collect()
+        self.uft(dir)
+            .read()
+            .iter()
+            .map(|(id, e)| (*id, e.value.xform.xform, e.value.hits()))
+            .collect()
     }
 
     /// The TCP flows and their states.
@@ -609,11 +613,11 @@ impl Port {
         bump(&self.stats.uft_hit);
         trace!(self, TraceEvent::UftHit { dir, flow: *f });
         let res = match xform.apply(pkt) {
-            Ok(()) => ProcessResult::Modified,
+            Ok(_) => ProcessResult::Modified,
             Err(e) => ProcessResult::Drop(DropReason::Transform(e)),
         };
         if let Some(key) = closed {
-            self.close_tcp(dir, f, &xform, &key);
+            self.close_tcp(dir, f, &xform.xform, &key);
         }
         Fast::Done(res)
     }
@@ -633,7 +637,7 @@ impl Port {
     fn forget_flow(&self, dir: Direction, f: &FlowId) {
         let removed = self.uft(dir).write().remove(f);
         if let Some(e) = removed {
-            let reverse = e.xform.apply_to_flow(f).mirror();
+            let reverse = e.xform.xform.apply_to_flow(f).mirror();
             self.uft(dir.reverse()).write().remove(&reverse);
             if let Some((key, _)) = &e.tcp {
                 self.tcp.lock().remove(key);
@@ -729,7 +733,7 @@ impl Port {
 
         if cacheable && let Some(f) = flow {
             let entry = UftEntry {
-                xform,
+                xform: CompiledTransform::compile(xform, &f),
                 epoch,
                 _children: children,
                 tcp,

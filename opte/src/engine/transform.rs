@@ -11,12 +11,15 @@
 //! one [`Packet::emit`] with incremental checksums.
 
 use core::fmt;
-use core::net::{Ipv4Addr, Ipv6Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use opte_api::{MacAddr, Vni};
 
 use super::flow::FlowId;
-use crate::packet::{EmbeddedL3, EmitError, Encap, Headers, L3, L4, OuterUdpCsum, Packet};
+use crate::packet::{
+    EmbeddedL3, EmitError, Encap, HeaderPatch, Headers, L3, L4, OuterUdpCsum, Packet, PatchFrom,
+    PatchTo,
+};
 
 /// Field changes to an Ethernet header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -405,5 +408,73 @@ fn apply_ip(m: &IpMod, l3: Option<&mut L3>) -> Result<(), TransformError> {
             Ok(())
         }
         _ => Err(TransformError::WrongFamily),
+    }
+}
+
+/// A transformation compiled for one flow: the field writes and checksum
+/// deltas precomputed ([`HeaderPatch`]), with the general transformation
+/// kept for packets the fast path declines. This is what a unified flow
+/// table entry stores; both paths give the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompiledTransform {
+    pub xform: HdrTransform,
+    patch: Option<HeaderPatch>,
+}
+
+impl CompiledTransform {
+    /// Compile `xform` for the packets of `flow` (as they arrive at the
+    /// port). Transformations that pop or modify an encapsulation or
+    /// change an ICMP error's quote always take the general path.
+    pub fn compile(xform: HdrTransform, flow: &FlowId) -> Self {
+        let simple =
+            xform.body.is_none() && matches!(xform.outer, OuterOp::Keep | OuterOp::Push(_));
+        let patch = if simple {
+            let (ip_src, ip_dst) = match xform.inner_ip {
+                Some(IpMod::V4 { src, dst }) => (src.map(IpAddr::V4), dst.map(IpAddr::V4)),
+                Some(IpMod::V6 { src, dst }) => (src.map(IpAddr::V6), dst.map(IpAddr::V6)),
+                None => (None, None),
+            };
+            HeaderPatch::compile(
+                &PatchFrom {
+                    src: flow.src_ip(),
+                    dst: flow.dst_ip(),
+                    src_port: flow.src_port,
+                    dst_port: flow.dst_port,
+                    proto: flow.proto,
+                },
+                &PatchTo {
+                    eth_src: xform.inner_eth.src,
+                    eth_dst: xform.inner_eth.dst,
+                    ip_src,
+                    ip_dst,
+                    src_port: xform.inner_ulp.src_port,
+                    dst_port: xform.inner_ulp.dst_port,
+                    icmp_id: xform.inner_ulp.icmp_id,
+                },
+            )
+        } else {
+            None
+        };
+        Self { xform, patch }
+    }
+
+    /// True when the fast path may apply.
+    pub fn has_patch(&self) -> bool {
+        self.patch.is_some()
+    }
+
+    /// Apply to a packet of the flow it was compiled for. Returns true
+    /// when the precompiled fast path did the work.
+    #[inline]
+    pub fn apply(&self, pkt: &mut Packet) -> Result<bool, TransformError> {
+        if let Some(p) = &self.patch
+            && pkt.apply_patch(p)?
+        {
+            if let OuterOp::Push(e) = self.xform.outer {
+                pkt.push_encap(e, OuterUdpCsum::Zero)?;
+            }
+            return Ok(true);
+        }
+        self.xform.apply(pkt).map(|()| false)
     }
 }

@@ -59,14 +59,14 @@ const MAX_HDR: usize = 60;
 /// comes with `HCK_FULLCKSUM_OK` is a verdict, not a request); on receive
 /// every checksum is ours.
 #[derive(Debug, Clone, Copy)]
-struct Offload {
+pub(crate) struct Offload {
     nic_fills_l4: bool,
     partial_l4: bool,
-    nic_fills_ip4: bool,
+    pub(crate) nic_fills_ip4: bool,
 }
 
 impl Offload {
-    fn new(f: u16, role: OffloadRole) -> Self {
+    pub(crate) fn new(f: u16, role: OffloadRole) -> Self {
         match role {
             OffloadRole::Transmit => Self {
                 nic_fills_l4: f & HCK_FULLCKSUM != 0 && f & HCK_FULLCKSUM_OK == 0,
@@ -81,7 +81,7 @@ impl Offload {
 
     /// The new transport checksum, from the old one and the change in the
     /// bytes it covers (`delta`) and in the pseudo-header (`pseudo`).
-    fn l4_csum(&self, old: u16, delta: Csum, pseudo: Csum, zero: ZeroCsum) -> u16 {
+    pub(crate) fn l4_csum(&self, old: u16, delta: Csum, pseudo: Csum, zero: ZeroCsum) -> u16 {
         if self.nic_fills_l4 {
             old
         } else if self.partial_l4 {
@@ -99,7 +99,7 @@ impl Offload {
 
 /// What a transport checksum of zero means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ZeroCsum {
+pub(crate) enum ZeroCsum {
     /// An ordinary value (TCP, ICMP).
     Ordinary,
     /// "No checksum" (UDP over IPv4): a zero stays zero, and a computed

@@ -44,6 +44,7 @@ pub mod ip4;
 pub mod ip6;
 pub mod ndp;
 mod parse;
+pub mod patch;
 pub mod reader;
 pub mod tcp;
 pub mod udp;
@@ -58,6 +59,7 @@ pub use icmp::{Embedded, EmbeddedL3, IcmpHdr};
 pub use ip4::Ipv4Hdr;
 pub use ip6::{Ipv6Ext, Ipv6ExtHdrs, Ipv6Frag, Ipv6Hdr, MAX_IPV6_EXT_HDRS};
 pub use ndp::{NdpMsg, NdpOptions, PrefixInfo};
+pub use patch::{HeaderPatch, PatchFrom, PatchTo};
 pub use tcp::{TcpHdr, TcpOption};
 pub use udp::UdpHdr;
 
@@ -171,9 +173,9 @@ impl Headers {
 /// A parsed packet: the message and its headers.
 #[derive(Debug)]
 pub struct Packet {
-    mblk: MsgBlk,
-    hdrs: Headers,
-    role: OffloadRole,
+    pub(crate) mblk: MsgBlk,
+    pub(crate) hdrs: Headers,
+    pub(crate) role: OffloadRole,
 }
 
 impl Packet {

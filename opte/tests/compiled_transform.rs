@@ -1,0 +1,222 @@
+//! The compiled fast path of a flow's transformation ([`HeaderPatch`],
+//! via [`CompiledTransform`]) writes exactly the bytes the general path
+//! does (field changes, then `Packet::emit`), for random flows, random
+//! translations and every offload flag combination; and it declines, to
+//! the same result, for packets it does not handle (split headers,
+//! shared blocks).
+
+use opte::ddi::MsgBlk;
+use opte::engine::flow::FlowId;
+use opte::engine::transform::{CompiledTransform, EtherMod, HdrTransform, IpMod, OuterOp, UlpMod};
+use opte::packet::*;
+use opte_api::{Ipv4Addr, Ipv6Addr, MacAddr, Vni};
+
+use illumos_sys_hdrs::{HCK_FULLCKSUM, HCK_IPV4_HDRCKSUM, HCK_PARTIALCKSUM};
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn coin(&mut self) -> bool {
+        self.next() & 1 == 1
+    }
+    fn mac(&mut self) -> MacAddr {
+        let b = self.next().to_be_bytes();
+        MacAddr::from_bytes([b[0] & 0xfe, b[1], b[2], b[3], b[4], b[5]])
+    }
+    fn v4(&mut self) -> Ipv4Addr {
+        Ipv4Addr::from(self.next() as u32)
+    }
+    fn v6(&mut self) -> Ipv6Addr {
+        Ipv6Addr::from(((self.next() as u128) << 64) | self.next() as u128)
+    }
+}
+
+fn frame(r: &mut Rng) -> FrameBuilder {
+    let mut b = FrameBuilder::new(EtherHdr { dst: r.mac(), src: r.mac(), ether_type: 0 });
+    let v6 = r.coin();
+    b.l3 = Some(if v6 {
+        L3::Ipv6(Ipv6Hdr { hop_limit: 64, src: r.v6(), dst: r.v6(), ..Ipv6Hdr::EMPTY })
+    } else {
+        L3::Ipv4(Ipv4Hdr {
+            ttl: 64,
+            src: r.v4(),
+            dst: r.v4(),
+            ident: r.next() as u16,
+            ..Ipv4Hdr::EMPTY
+        })
+    });
+    b.l4 = Some(match r.below(3) {
+        0 => L4::Tcp(TcpHdr {
+            src_port: r.next() as u16,
+            dst_port: r.next() as u16,
+            seq: r.next() as u32,
+            flags: 0x10,
+            window: 100,
+            ..TcpHdr::EMPTY
+        }),
+        1 => L4::Udp(UdpHdr {
+            src_port: r.next() as u16,
+            dst_port: r.next() as u16,
+            len: 0,
+            csum: 0,
+        }),
+        _ => {
+            let mut i = IcmpHdr { ty: if v6 { 128 } else { 8 }, code: 0, csum: 0, rest: [0; 4] };
+            i.set_echo_id(r.next() as u16);
+            if v6 { L4::Icmpv6(i) } else { L4::Icmpv4(i) }
+        }
+    });
+    b
+}
+
+fn xform(r: &mut Rng, v6: bool) -> HdrTransform {
+    let opt = |r: &mut Rng| r.coin();
+    let mut x = HdrTransform::NONE;
+    if opt(r) {
+        x.inner_eth =
+            EtherMod { src: Some(r.mac()), dst: if r.coin() { Some(r.mac()) } else { None } };
+    }
+    if opt(r) {
+        x.inner_ip = Some(if v6 {
+            IpMod::V6 { src: r.coin().then(|| r.v6()), dst: r.coin().then(|| r.v6()) }
+        } else {
+            IpMod::V4 { src: r.coin().then(|| r.v4()), dst: r.coin().then(|| r.v4()) }
+        });
+    }
+    if opt(r) {
+        x.inner_ulp = UlpMod {
+            src_port: r.coin().then(|| r.next() as u16),
+            dst_port: r.coin().then(|| r.next() as u16),
+            icmp_id: r.coin().then(|| r.next() as u16),
+        };
+    }
+    if r.below(4) == 0 {
+        x.outer = OuterOp::Push(Encap {
+            eth: EtherHdr { dst: r.mac(), src: r.mac(), ether_type: 0 },
+            ip6: Ipv6Hdr { hop_limit: 64, src: r.v6(), dst: r.v6(), ..Ipv6Hdr::EMPTY },
+            udp: UdpHdr { src_port: r.next() as u16, dst_port: 6081, len: 0, csum: 0 },
+            geneve: GeneveHdr::new(Vni::new(77).unwrap(), GeneveOptions::default()),
+        });
+    }
+    x
+}
+
+fn packet(bytes: &[u8], cuts: &[usize], headroom: usize, flags: u16) -> Packet {
+    let mut segs = Vec::new();
+    let mut prev = 0;
+    for &c in cuts {
+        segs.push(&bytes[prev..c]);
+        prev = c;
+    }
+    segs.push(&bytes[prev..]);
+    let mp = fakekernel::msg::chain_from_segments(&segs, headroom);
+    let mut m = unsafe { MsgBlk::wrap(mp) }.unwrap();
+    m.set_offload_flags(flags).unwrap();
+    Packet::parse_guest(m).map_err(|f| f.error).unwrap()
+}
+
+#[test]
+fn compiled_and_general_paths_write_the_same_bytes() {
+    let k = fakekernel::scope();
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    let flag_sets = [
+        0,
+        HCK_FULLCKSUM,
+        HCK_PARTIALCKSUM,
+        HCK_IPV4_HDRCKSUM,
+        HCK_PARTIALCKSUM | HCK_IPV4_HDRCKSUM,
+    ];
+    let mut fast = 0;
+    for case in 0..4000 {
+        let fb = frame(&mut r);
+        let v6 = matches!(fb.l3, Some(L3::Ipv6(_)));
+        let x = xform(&mut r, v6);
+        let bytes = fb.to_bytes(b"payload bytes!");
+        let flags = flag_sets[r.below(flag_sets.len() as u64) as usize];
+        // Mostly one block; sometimes split inside the headers.
+        let cuts: Vec<usize> =
+            if r.below(5) == 0 { vec![1 + r.below(50) as usize] } else { vec![] };
+        let headroom = if r.coin() { 128 } else { 0 };
+
+        let mut general = packet(&bytes, &cuts, headroom, flags);
+        let mut compiled = packet(&bytes, &cuts, headroom, flags);
+        let flow = FlowId::from_headers(compiled.headers()).unwrap();
+        let hdr_end = compiled.headers().offsets.body as usize;
+        let one_block = cuts.iter().all(|&c| c >= hdr_end);
+        let c = CompiledTransform::compile(x, &flow);
+        assert!(c.has_patch(), "case {case}: simple transformations compile");
+        x.apply(&mut general).unwrap();
+        let took_fast = c.apply(&mut compiled).unwrap();
+        assert_eq!(
+            took_fast, one_block,
+            "case {case}: fast path exactly when the headers are in one block"
+        );
+        fast += usize::from(took_fast);
+        assert_eq!(
+            compiled.mblk().to_vec(),
+            general.mblk().to_vec(),
+            "case {case}: {x:?} flags {flags:#x}"
+        );
+        assert_eq!(compiled.headers(), general.headers(), "case {case}: header values");
+    }
+    assert!(fast > 3000);
+    k.assert_clean();
+}
+
+#[test]
+fn the_fast_path_declines_what_it_does_not_handle() {
+    let k = fakekernel::scope();
+    let mut r = Rng(7);
+    let fb = frame(&mut r);
+    let bytes = fb.to_bytes(b"x");
+    let mut p = packet(&bytes, &[20], 0, 0);
+    let flow = FlowId::from_headers(p.headers()).unwrap();
+    let x = HdrTransform {
+        inner_eth: EtherMod { src: Some(r.mac()), dst: None },
+        ..HdrTransform::NONE
+    };
+    let c = CompiledTransform::compile(x, &flow);
+    assert!(c.has_patch());
+    // Split inside the IP header: the patch declines, nothing changed.
+    let patch_from = PatchFrom {
+        src: flow.src_ip(),
+        dst: flow.dst_ip(),
+        src_port: flow.src_port,
+        dst_port: flow.dst_port,
+        proto: flow.proto,
+    };
+    let patch = HeaderPatch::compile(
+        &patch_from,
+        &PatchTo { eth_src: x.inner_eth.src, ..Default::default() },
+    )
+    .unwrap();
+    assert_eq!(p.apply_patch(&patch), Ok(false));
+    assert_eq!(p.mblk().to_vec(), bytes);
+    // And the compiled transformation still applies (general path).
+    assert_eq!(c.apply(&mut p), Ok(false));
+    assert_eq!(p.headers().eth.src, x.inner_eth.src.unwrap());
+    // A shared first block declines too.
+    let mut q = packet(&bytes, &[], 0, 0);
+    let dup = unsafe { illumos_sys_hdrs::dupb(q.mblk().as_ptr()) };
+    assert_eq!(q.apply_patch(&patch), Ok(false));
+    assert_eq!(c.apply(&mut q), Ok(false));
+    let other = unsafe { MsgBlk::wrap(dup) }.unwrap();
+    assert_eq!(other.to_vec(), bytes, "the other holder's bytes are untouched");
+    // An address of the other family does not compile.
+    let wrong =
+        PatchTo { ip_src: Some(std::net::IpAddr::V6(Ipv6Addr::LOCALHOST)), ..Default::default() };
+    let v4from = PatchFrom { src: Ipv4Addr::LOCALHOST.into(), ..patch_from };
+    assert!(HeaderPatch::compile(&v4from, &wrong).is_none());
+    drop((p, q, other));
+    k.assert_clean();
+}
