@@ -161,20 +161,46 @@ fn test() -> Result<()> {
 }
 
 /// Build the kernel-reachable crates for the kernel target with only
-/// `core` and `alloc`: any use of `std` fails here.
+/// `core` and `alloc`: any use of `std` fails here, and so does any
+/// warning in our crates (code that only the kernel build compiles has
+/// no other check).
 fn kernel_check() -> Result<()> {
+    const STEP: &str = "kernel target build (core+alloc only)";
     let spec = workspace_root().join(KERNEL_TARGET_SPEC);
     let mut cmd = cargo();
     cmd.env("RUSTC_BOOTSTRAP", "1")
         .args(["build", "--release", "-Z", "build-std=core,alloc", "-Z", "json-target-spec"])
         // As the driver builds them: without userland-only features.
         .arg("--no-default-features")
+        .args(["--message-format", "short"])
         .arg("--target")
         .arg(&spec);
     for c in KERNEL_CRATES {
         cmd.args(["-p", c]);
     }
-    run("kernel target build (core+alloc only)", &mut cmd)
+    let start = Instant::now();
+    eprintln!("xtask: == {STEP}");
+    let out = cmd.output().map_err(|e| format!("{STEP}: could not start: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprint!("{stderr}");
+    if !out.status.success() {
+        return Err(format!("{STEP}: failed ({})", out.status));
+    }
+    let ours: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            l.contains("warning") && KERNEL_CRATES.iter().any(|c| l.starts_with(&format!("{c}/")))
+        })
+        .collect();
+    if !ours.is_empty() {
+        return Err(format!(
+            "{STEP}: {} warning(s) in kernel crates:\n{}",
+            ours.len(),
+            ours.join("\n")
+        ));
+    }
+    eprintln!("xtask: == {STEP}: ok ({:.1}s)", start.elapsed().as_secs_f64());
+    Ok(())
 }
 
 fn fuzz(args: &[String]) -> Result<()> {

@@ -87,11 +87,17 @@ use crate::ddi::sync::{KMutex, KRwLock};
 use crate::packet::{Headers, L4, Packet};
 
 /// Call the port's tracer, if the `trace` feature is on and one is set.
+/// Without the feature the event is still type-checked (inside a closure
+/// that is never called) and compiles away.
 macro_rules! trace {
     ($port:expr, $ev:expr) => {
         #[cfg(feature = "trace")]
         if let Some(t) = &$port.tracer {
             t.event(&$ev);
+        }
+        #[cfg(not(feature = "trace"))]
+        {
+            let _ = || (&$port.tracer, $ev);
         }
     };
 }
@@ -558,7 +564,6 @@ impl Port {
                 Outcome::Hairpin
             }
         };
-        let _ = outcome;
         trace!(self, TraceEvent::PortReturn { port: &self.name, dir, outcome });
         res
     }
@@ -833,7 +838,6 @@ impl Port {
         };
         bump(counter);
         let decision = rule.map_or(Decision::Default, Decision::Rule);
-        let _ = decision;
         trace!(
             self,
             TraceEvent::Layer { layer: layer.name, dir, decision, action: kind_of(&action) }
@@ -947,7 +951,6 @@ impl Port {
             LftKind::Allow => (HdrTransform::NONE, ActionKind::StatefulAllow),
             LftKind::Stateful(d) => (d.gen_ht(dir), ActionKind::Stateful),
         };
-        let _ = kind;
         drop(lft);
         bump(match dir {
             Direction::In => &layer.stats.in_lft_hit,
@@ -1008,7 +1011,6 @@ impl Port {
         let policy = self.expiry;
         let mut n = 0;
         for (dir, name) in [(Direction::In, "uft_in"), (Direction::Out, "uft_out")] {
-            let _ = name;
             n += self.uft(dir).write().retain(|id, e| {
                 let last = Moment(e.value.last_hit.load(Ordering::Relaxed)).max(e.last_hit());
                 let keep = now.since(last) < policy.timeout_ns(e.value.expiry_class());
@@ -1035,7 +1037,6 @@ impl Port {
             if !keep {
                 trace!(self, TraceEvent::FlowExpired { table: "tcp", flow: *id });
             }
-            let _ = id;
             keep
         });
         self.stats.expired.fetch_add(n as u64, Ordering::Relaxed);
