@@ -5,6 +5,7 @@
 //! over IPv6 carrying the guest packet), so results line up with other
 //! implementations' benchmarks of the same shape.
 
+pub mod alloc_count;
 pub mod engine;
 pub mod flow_table;
 

@@ -8,42 +8,9 @@
 use bench::flow_table::{Word, filled_table};
 use opte::engine::FlowId;
 use opte::engine::flow_table::FlowEntry;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-struct Counting;
-
-thread_local! {
-    // Const-initialized with no destructor: using them never allocates.
-    static LIVE: Cell<usize> = const { Cell::new(0) };
-    static PEAK: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator unchanged, only counting.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as ours.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let live = LIVE.with(|c| {
-                c.set(c.get() + layout.size());
-                c.get()
-            });
-            PEAK.with(|c| c.set(c.get().max(live)));
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // Saturating: memory allocated by another thread may be freed here.
-        LIVE.with(|c| c.set(c.get().saturating_sub(layout.size())));
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: bench::alloc_count::Counting = bench::alloc_count::Counting;
 
 /// The most heap a flow may cost.
 const BUDGET_BYTES_PER_FLOW: usize = 1024;
@@ -52,16 +19,16 @@ const BUDGET_BYTES_PER_FLOW: usize = 1024;
 fn flow_table_bytes_per_flow_within_budget() {
     let k = fakekernel::scope();
     let flows: u32 = 1_000_000;
-    let live_before = LIVE.with(Cell::get);
-    PEAK.with(|c| c.set(live_before));
+    let live_before = bench::alloc_count::live_bytes();
+    bench::alloc_count::reset_peak();
     let t = filled_table("memory", flows, flows);
-    let live = LIVE.with(Cell::get).saturating_sub(live_before);
-    let peak = PEAK.with(Cell::get).saturating_sub(live_before);
+    let live = bench::alloc_count::live_bytes().saturating_sub(live_before);
+    let peak = bench::alloc_count::peak_bytes().saturating_sub(live_before);
     let reported = t.allocated_bytes();
     assert_eq!(t.len(), flows as usize);
     drop(t);
     // Read before printing: the harness's output capture allocates.
-    let live_after_drop = LIVE.with(Cell::get).saturating_sub(live_before);
+    let live_after_drop = bench::alloc_count::live_bytes().saturating_sub(live_before);
     let per_flow = live as f64 / f64::from(flows);
     eprintln!(
         "flow table of {flows} one-word flows: {live} bytes live ({per_flow:.1} bytes/flow; \

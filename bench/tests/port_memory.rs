@@ -14,33 +14,9 @@ use bench::engine::{HEADROOM, five_layer_port, must_pass};
 use bench::{Dir, Family, Proto, Scenario};
 use opte::engine::{Direction, Moment};
 use opte::packet::{L3, L4, Packet};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-struct Counting;
-
-thread_local! {
-    // Const-initialized with no destructor: reading it never allocates.
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator unchanged, only counting.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.with(|c| c.set(c.get() + layout.size() as isize));
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.with(|c| c.set(c.get() - layout.size() as isize));
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: bench::alloc_count::Counting = bench::alloc_count::Counting;
 
 /// Bytes per flow the port may use today (see the module docs).
 const BUDGET_BYTES_PER_FLOW: isize = 1450;
@@ -52,7 +28,7 @@ fn port_bytes_per_flow_within_budget() {
     let s = Scenario { family: Family::V4, proto: Proto::Udp, dir: Dir::Out, body_len: 0 };
     let port = five_layer_port(flows + 16);
     let mut fb = s.frame();
-    let before = LIVE.with(Cell::get);
+    let before = bench::alloc_count::live_bytes() as isize;
     for i in 0..flows {
         if let Some(L3::Ipv4(ip)) = &mut fb.l3 {
             ip.dst = std::net::Ipv4Addr::from(0x0a00_0000 | (i >> 16));
@@ -64,7 +40,7 @@ fn port_bytes_per_flow_within_budget() {
         let mut p = Packet::parse_guest(m).unwrap();
         must_pass(&port, Direction::Out, &mut p, Moment(1));
     }
-    let live = LIVE.with(Cell::get) - before;
+    let live = bench::alloc_count::live_bytes() as isize - before;
     let per_flow = live / flows as isize;
     let u = port.table_usage();
     eprintln!("{flows} flows: {live} bytes live, {per_flow} bytes/flow; tables {u:?}");

@@ -7,32 +7,9 @@ use bench::engine::{HEADROOM, five_layer_port, must_pass};
 use bench::{Dir, Family, Proto, Scenario};
 use opte::engine::{Direction, Moment};
 use opte::packet::Packet;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-struct Counting;
-
-thread_local! {
-    // Const-initialized with no destructor: reading it never allocates.
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator unchanged, only counting.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: bench::alloc_count::Counting = bench::alloc_count::Counting;
 
 #[test]
 fn uft_hits_allocate_nothing() {
@@ -49,11 +26,11 @@ fn uft_hits_allocate_nothing() {
         // Packets are made (and the kernel's allocb is heap in userland)
         // outside the counted stretch.
         let mut pkts: Vec<Packet> = (0..2000).map(|_| mk()).collect();
-        let before = ALLOCS.with(Cell::get);
+        let before = bench::alloc_count::allocs();
         for p in &mut pkts {
             must_pass(&port, Direction::Out, p, Moment(2));
         }
-        let after = ALLOCS.with(Cell::get);
+        let after = bench::alloc_count::allocs();
         assert_eq!(after - before, 0, "heap allocations on {proto:?} UFT hits");
         assert_eq!(port.stats().uft_hit, 2000);
         assert_eq!(pkts[0].mblk().seg_count(), 1, "encapsulation went into the headroom");
