@@ -798,3 +798,39 @@ fn pause_reset_and_lifecycle_errors() {
     drop(n);
     k.assert_clean();
 }
+
+#[test]
+fn a_live_uft_entry_keeps_the_layer_state_it_was_built_from() {
+    let k = fakekernel::scope();
+    let n = net();
+    let udp_t = ExpiryPolicy::default().timeout_ns(opte::engine::ExpiryClass::Udp) / NANOS_PER_SEC;
+    // Outbound through the NAT and the firewall's stateful allow.
+    assert_modified(&send(&n, Direction::Out, &udp(GUEST, 5000, REMOTE, 53), 0).0);
+    // Keep hitting the outbound UFT entry past the UDP timeout: the LFT
+    // entries (never hit themselves) stay because the UFT entry holds them.
+    for t in (10..=udp_t + 30).step_by(10) {
+        assert_modified(&send(&n, Direction::Out, &udp(GUEST, 5000, REMOTE, 53), t).0);
+        n.port.expire(Moment(t * NANOS_PER_SEC));
+    }
+    assert_eq!(n.pool.lock().unwrap().len(), 2, "the NAT port is still held");
+    let lfts: u32 = n
+        .port
+        .flow_table_stats()
+        .iter()
+        .filter(|(name, _)| name.starts_with("nat/") || name.starts_with("firewall/"))
+        .map(|(_, s)| s.len)
+        .sum();
+    assert_eq!(lfts, 4, "both pairs of layer flow entries are alive");
+    // So the reply still finds its way back.
+    let (r, p) = send(&n, Direction::In, &udp(REMOTE, 53, NAT_IP, 1024), udp_t + 31);
+    assert_modified(&r);
+    let Some(L3::Ipv4(ip)) = &p.headers().l3 else { panic!() };
+    assert_eq!(ip.dst, GUEST);
+    drop(p);
+    // Once nothing hits the flow, everything goes and the port returns.
+    n.port.expire(Moment((udp_t * 10) * NANOS_PER_SEC));
+    n.port.expire(Moment((udp_t * 10) * NANOS_PER_SEC));
+    assert_eq!(n.pool.lock().unwrap().len(), 3);
+    drop(n);
+    k.assert_clean();
+}

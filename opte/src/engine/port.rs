@@ -70,7 +70,7 @@ use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use super::action::{Action, HandlePacket, HandleResult};
 use super::flow::FlowId;
-use super::flow_table::{EvictionRank, ExpiryPolicy, FlowTable, FlowValue};
+use super::flow_table::{EvictionRank, ExpiryPolicy, FlowTable, FlowTableStats, FlowValue};
 use super::layer::{
     Layer, LayerRules, LayerSpec, LftChild, LftEntry, LftKind, LftToken, class_of_proto,
 };
@@ -461,6 +461,21 @@ impl Port {
             tcp: tcp.len(),
             tcp_limit: tcp.limit(),
         }
+    }
+
+    /// Every flow table's counters (inserts, full drops, expiries,
+    /// evictions, occupancy and limit), named `uft_in`, `uft_out`, `tcp`
+    /// and `LAYER/in`, `LAYER/out`.
+    pub fn flow_table_stats(&self) -> Vec<(String, FlowTableStats)> {
+        let mut v = Vec::with_capacity(3 + 2 * self.layers.len());
+        v.push((String::from("uft_in"), self.uft_in.read().stats()));
+        v.push((String::from("uft_out"), self.uft_out.read().stats()));
+        v.push((String::from("tcp"), self.tcp.lock().stats()));
+        for l in &self.layers {
+            v.push((alloc::format!("{}/in", l.name), l.lft_in.lock().stats()));
+            v.push((alloc::format!("{}/out", l.name), l.lft_out.lock().stats()));
+        }
+        v
     }
 
     /// The layer names in outbound order.
