@@ -40,8 +40,8 @@ fn engine(c: &mut Criterion) {
         // The stored transformation alone (no lookup): what a hit costs
         // beyond the flow table and locks, by the general path and by the
         // compiled one.
-        let (flow, xform, _) = port.dump_uft(Direction::Out)[0];
-        let compiled = opte::engine::transform::CompiledTransform::compile(xform, &flow);
+        let (flow, xform, _) = port.dump_uft(Direction::Out).swap_remove(0);
+        let compiled = opte::engine::transform::CompiledTransform::compile(xform.clone(), &flow);
         g.bench_function(format!("apply-general/V4-{name}-OUT"), |b| {
             b.iter_batched_ref(|| packet(&bytes), |p| xform.apply(p).is_ok(), BatchSize::SmallInput)
         });

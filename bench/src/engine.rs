@@ -100,8 +100,8 @@ impl StatefulAction for Snat {
     }
 }
 
-/// Pushes Geneve outbound; pops it inbound.
-struct Overlay(Encap);
+/// Pushes Geneve outbound; pops it inbound (one shared encapsulation).
+struct Overlay(Arc<Encap>);
 
 impl fmt::Display for Overlay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -113,7 +113,7 @@ impl StaticAction for Overlay {
     fn gen_ht(&self, dir: Direction, _: &FlowId, _: &Meta) -> Result<HdrTransform, ActionError> {
         Ok(HdrTransform {
             outer: match dir {
-                Direction::Out => OuterOp::Push(self.0),
+                Direction::Out => OuterOp::Push(Arc::clone(&self.0)),
                 Direction::In => OuterOp::Pop,
             },
             ..HdrTransform::NONE
@@ -171,7 +171,7 @@ pub fn five_layer_port(uft_limit: u32) -> Port {
                 next: AtomicU16::new(0),
             })),
         ),
-        ("overlay", Action::Static(Arc::new(Overlay(encap())))),
+        ("overlay", Action::Static(Arc::new(Overlay(Arc::new(encap()))))),
     ];
     for (l, a) in rules {
         if let Err(e) = port.add_rule(l, Direction::Out, RuleSpec::new(10, a)) {

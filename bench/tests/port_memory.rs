@@ -5,10 +5,12 @@
 //! builds; the tables' per-entry cost does not depend on their size
 //! beyond the hash table's load.)
 //!
-//! The budget is where the engine stands today (about 1350 bytes per
-//! outbound flow), so a regression fails; the goal of issue 3 is well
-//! under 1 KiB (10^6 flows well under 1 GiB), which needs the slimmer
-//! entries listed in the issue's notes.
+//! The budget is where the engine stands today (about 920 bytes per
+//! outbound flow at this table load), so a regression fails; the goal of
+//! issue 3 is 10^6 flows well under 1 GiB, which needs the slimmer layer
+//! flow entries listed in the issue's notes. `PORT_MEMORY_FLOWS=1000000
+//! cargo test --release -p bench --test port_memory -- --nocapture`
+//! measures other sizes.
 
 use bench::engine::{HEADROOM, five_layer_port, must_pass};
 use bench::{Dir, Family, Proto, Scenario};
@@ -18,13 +20,15 @@ use opte::packet::{L3, L4, Packet};
 #[global_allocator]
 static GLOBAL: bench::alloc_count::Counting = bench::alloc_count::Counting;
 
-/// Bytes per flow the port may use today (see the module docs).
-const BUDGET_BYTES_PER_FLOW: isize = 1450;
+/// Bytes per flow the port may use today (see the module docs); larger
+/// tables are held to their hash tables' power-of-two sizing too.
+const BUDGET_BYTES_PER_FLOW: isize = 1000;
 
 #[test]
 fn port_bytes_per_flow_within_budget() {
     let k = fakekernel::scope();
-    let flows: u32 = 100_000;
+    let flows: u32 =
+        std::env::var("PORT_MEMORY_FLOWS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let s = Scenario { family: Family::V4, proto: Proto::Udp, dir: Dir::Out, body_len: 0 };
     let port = five_layer_port(flows + 16);
     let mut fb = s.frame();
@@ -45,10 +49,13 @@ fn port_bytes_per_flow_within_budget() {
     let u = port.table_usage();
     eprintln!("{flows} flows: {live} bytes live, {per_flow} bytes/flow; tables {u:?}");
     assert_eq!(u.uft_out, flows as usize);
-    assert!(
-        per_flow <= BUDGET_BYTES_PER_FLOW,
-        "{per_flow} bytes/flow over {BUDGET_BYTES_PER_FLOW}"
-    );
+    // The budget holds at the default size (other sizes only report).
+    if flows == 100_000 {
+        assert!(
+            per_flow <= BUDGET_BYTES_PER_FLOW,
+            "{per_flow} bytes/flow over {BUDGET_BYTES_PER_FLOW}"
+        );
+    }
     drop(port);
     k.assert_clean();
 }

@@ -101,12 +101,12 @@ fn xform(r: &mut Rng, v6: bool) -> HdrTransform {
         };
     }
     if r.below(4) == 0 {
-        x.outer = OuterOp::Push(Encap {
+        x.outer = OuterOp::Push(std::sync::Arc::new(Encap {
             eth: EtherHdr { dst: r.mac(), src: r.mac(), ether_type: 0 },
             ip6: Ipv6Hdr { hop_limit: 64, src: r.v6(), dst: r.v6(), ..Ipv6Hdr::EMPTY },
             udp: UdpHdr { src_port: r.next() as u16, dst_port: 6081, len: 0, csum: 0 },
             geneve: GeneveHdr::new(Vni::new(77).unwrap(), GeneveOptions::default()),
-        });
+        }));
     }
     x
 }
@@ -153,7 +153,7 @@ fn compiled_and_general_paths_write_the_same_bytes() {
         let flow = FlowId::from_headers(compiled.headers()).unwrap();
         let hdr_end = compiled.headers().offsets.body as usize;
         let one_block = cuts.iter().all(|&c| c >= hdr_end);
-        let c = CompiledTransform::compile(x, &flow);
+        let c = CompiledTransform::compile(x.clone(), &flow);
         assert!(c.has_patch(), "case {case}: simple transformations compile");
         x.apply(&mut general).unwrap();
         let took_fast = c.apply(&mut compiled).unwrap();
@@ -185,7 +185,7 @@ fn the_fast_path_declines_what_it_does_not_handle() {
         inner_eth: EtherMod { src: Some(r.mac()), dst: None },
         ..HdrTransform::NONE
     };
-    let c = CompiledTransform::compile(x, &flow);
+    let c = CompiledTransform::compile(x.clone(), &flow);
     assert!(c.has_patch());
     // Split inside the IP header: the patch declines, nothing changed.
     let patch_from = PatchFrom {

@@ -116,7 +116,6 @@ pub enum LftKind {
 /// A layer flow table entry.
 #[derive(Clone)]
 pub struct LftEntry {
-    pub kind: LftKind,
     /// The rule that decided it (None: the default action).
     pub rule: Option<RuleId>,
     /// The layer generation the decision was made (or re-checked) under.
@@ -129,6 +128,11 @@ pub struct LftEntry {
 }
 
 impl LftEntry {
+    /// The action state of a stateful decision (None: a stateful allow).
+    pub fn desc(&self) -> Option<&Arc<dyn ActionDesc>> {
+        self.token.desc()
+    }
+
     /// True while a unified flow table entry holds this decision.
     pub fn has_children(&self) -> bool {
         self.token.children.load(Ordering::Relaxed) > 0
@@ -248,7 +252,7 @@ impl Layer {
         self.lft(dir)
             .lock()
             .iter()
-            .map(|(id, e)| (*id, e.value.rule, matches!(e.value.kind, LftKind::Stateful(_))))
+            .map(|(id, e)| (*id, e.value.rule, e.value.token.desc().is_some()))
             .collect()
     }
 }

@@ -173,15 +173,23 @@ pub enum ProcessResult {
     Hairpin(MsgBlk),
 }
 
-/// A TCP flow's state, shared by the UFT entries of both directions.
-pub type SharedTcp = Arc<KMutex<TcpFlow>>;
+/// A TCP flow's state, shared by the UFT entries of both directions and
+/// the TCP flow table, with the key it has there.
+pub struct TcpShared {
+    /// The flow as the guest sees it (guest address first).
+    pub key: FlowId,
+    pub state: KMutex<TcpFlow>,
+}
+
+/// A shared TCP flow state.
+pub type SharedTcp = Arc<TcpShared>;
 
 /// A unified flow table entry.
 pub struct UftEntry {
     xform: CompiledTransform,
     epoch: u64,
     _children: Vec<LftChild>,
-    tcp: Option<(FlowId, SharedTcp)>,
+    tcp: Option<SharedTcp>,
     proto: u8,
     hits: AtomicU64,
     last_hit: AtomicU64,
@@ -189,8 +197,8 @@ pub struct UftEntry {
 
 impl UftEntry {
     /// The transformation applied to the flow's packets.
-    pub fn xform(&self) -> &HdrTransform {
-        &self.xform.xform
+    pub fn xform(&self) -> &CompiledTransform {
+        &self.xform
     }
 
     /// Packets that hit this entry.
@@ -204,7 +212,7 @@ impl UftEntry {
     }
 
     fn tcp_state(&self) -> Option<TcpFlow> {
-        self.tcp.as_ref().map(|(_, t)| *t.lock())
+        self.tcp.as_ref().map(|t| *t.state.lock())
     }
 }
 
@@ -237,11 +245,11 @@ pub struct TcpEntry(SharedTcp);
 
 impl FlowValue for TcpEntry {
     fn expiry_class(&self) -> ExpiryClass {
-        self.0.lock().expiry_class()
+        self.0.state.lock().expiry_class()
     }
 
     fn eviction_rank(&self) -> EvictionRank {
-        tcp_rank(Some(*self.0.lock()), 6)
+        tcp_rank(Some(*self.0.state.lock()), 6)
     }
 }
 
@@ -509,13 +517,13 @@ impl Port {
         self.uft(dir)
             .read()
             .iter()
-            .map(|(id, e)| (*id, e.value.xform.xform, e.value.hits()))
+            .map(|(id, e)| (*id, e.value.xform.to_transform(), e.value.hits()))
             .collect()
     }
 
     /// The TCP flows and their states.
     pub fn dump_tcp(&self) -> Vec<(FlowId, TcpState)> {
-        self.tcp.lock().iter().map(|(id, e)| (*id, e.value.0.lock().state())).collect()
+        self.tcp.lock().iter().map(|(id, e)| (*id, e.value.0.state.lock().state())).collect()
     }
 
     /// Remove the UFT entries of both directions (they are rebuilt).
@@ -618,36 +626,36 @@ impl Port {
             return Fast::Stale;
         }
         let mut closed = None;
-        if let (Some((key, tcp)), Some(L4::Tcp(hdr))) = (&e.tcp, &pkt.headers().l4) {
-            match tcp.lock().process(dir, hdr) {
+        if let (Some(tcp), Some(L4::Tcp(hdr))) = (&e.tcp, &pkt.headers().l4) {
+            match tcp.state.lock().process(dir, hdr) {
                 TcpVerdict::Ok(_) => {}
                 TcpVerdict::Unexpected(_) => bump(&self.stats.tcp_error),
-                TcpVerdict::Closed => closed = Some(*key),
+                TcpVerdict::Closed => closed = Some(tcp.key),
                 TcpVerdict::NewFlow => return Fast::Restart,
             }
         }
         e.hits.fetch_add(1, Ordering::Relaxed);
         e.last_hit.fetch_max(now.0, Ordering::Relaxed);
-        let xform = e.xform;
-        drop(uft);
-        bump(&self.stats.uft_hit);
-        trace!(self, TraceEvent::UftHit { dir, flow: *f });
-        let res = match xform.apply(pkt) {
+        // Applied under the read lock: the entry is borrowed, not copied.
+        let res = match e.xform.apply(pkt) {
             Ok(_) => ProcessResult::Modified,
             Err(e) => ProcessResult::Drop(DropReason::Transform(e)),
         };
-        if let Some(key) = closed {
-            self.close_tcp(dir, f, &xform.xform, &key);
+        let reverse = closed.map(|_| e.xform.apply_to_flow(f).mirror());
+        drop(uft);
+        bump(&self.stats.uft_hit);
+        trace!(self, TraceEvent::UftHit { dir, flow: *f });
+        if let (Some(key), Some(reverse)) = (closed, reverse) {
+            self.close_tcp(dir, f, &reverse, &key);
         }
         Fast::Done(res)
     }
 
     /// Remove a closed TCP flow: its UFT entries in both directions and
     /// its connection state.
-    fn close_tcp(&self, dir: Direction, f: &FlowId, xform: &HdrTransform, key: &FlowId) {
+    fn close_tcp(&self, dir: Direction, f: &FlowId, reverse: &FlowId, key: &FlowId) {
         self.uft(dir).write().remove(f);
-        let reverse = xform.apply_to_flow(f).mirror();
-        self.uft(dir.reverse()).write().remove(&reverse);
+        self.uft(dir.reverse()).write().remove(reverse);
         self.tcp.lock().remove(key);
         bump(&self.stats.tcp_closed);
     }
@@ -657,10 +665,10 @@ impl Port {
     fn forget_flow(&self, dir: Direction, f: &FlowId) {
         let removed = self.uft(dir).write().remove(f);
         if let Some(e) = removed {
-            let reverse = e.xform.xform.apply_to_flow(f).mirror();
+            let reverse = e.xform.apply_to_flow(f).mirror();
             self.uft(dir.reverse()).write().remove(&reverse);
-            if let Some((key, _)) = &e.tcp {
-                self.tcp.lock().remove(key);
+            if let Some(t) = &e.tcp {
+                self.tcp.lock().remove(&t.key);
             }
         }
     }
@@ -744,7 +752,7 @@ impl Port {
                         cacheable = false;
                         self.tcp.lock().remove(&key);
                     } else {
-                        tcp = Some((key, t));
+                        tcp = Some(t);
                     }
                 }
                 Err(r) => return ProcessResult::Drop(r),
@@ -753,7 +761,7 @@ impl Port {
 
         if cacheable && let Some(f) = flow {
             let entry = UftEntry {
-                xform: CompiledTransform::compile(xform, &f),
+                xform: CompiledTransform::compile(xform.clone(), &f),
                 epoch,
                 _children: children,
                 tcp,
@@ -796,7 +804,7 @@ impl Port {
         let mut tcp = self.tcp.lock();
         if let Some(e) = tcp.hit(&key, now) {
             let shared = Arc::clone(&e.value.0);
-            let verdict = shared.lock().process(dir, hdr);
+            let verdict = shared.state.lock().process(dir, hdr);
             return match verdict {
                 TcpVerdict::Ok(_) => Ok((shared, false)),
                 TcpVerdict::Unexpected(_) => {
@@ -808,12 +816,12 @@ impl Port {
                     Ok((shared, true))
                 }
                 TcpVerdict::NewFlow => {
-                    *shared.lock() = TcpFlow::new(dir, hdr);
+                    *shared.state.lock() = TcpFlow::new(dir, hdr);
                     Ok((shared, false))
                 }
             };
         }
-        let shared = Arc::new(KMutex::new(TcpFlow::new(dir, hdr)));
+        let shared = Arc::new(TcpShared { key, state: KMutex::new(TcpFlow::new(dir, hdr)) });
         tcp.insert(key, TcpEntry(Arc::clone(&shared)), now)
             .map_err(|_| DropReason::TableFull { table: "tcp" })?;
         Ok((shared, false))
@@ -962,9 +970,9 @@ impl Port {
             return None;
         }
         children.push(LftChild::new(&entry.token));
-        let (xf, kind) = match &entry.kind {
-            LftKind::Allow => (HdrTransform::NONE, ActionKind::StatefulAllow),
-            LftKind::Stateful(d) => (d.gen_ht(dir), ActionKind::Stateful),
+        let (xf, kind) = match entry.desc() {
+            None => (HdrTransform::NONE, ActionKind::StatefulAllow),
+            Some(d) => (d.gen_ht(dir), ActionKind::Stateful),
         };
         drop(lft);
         bump(match dir {
@@ -999,14 +1007,8 @@ impl Port {
     ) -> Result<(), DropReason> {
         let generation = layer.rules.read().generation;
         let token = Arc::new(LftToken::new(&kind));
-        let entry = LftEntry {
-            kind,
-            rule,
-            generation,
-            token: Arc::clone(&token),
-            proto: f.proto,
-            origin: dir,
-        };
+        let entry =
+            LftEntry { rule, generation, token: Arc::clone(&token), proto: f.proto, origin: dir };
         let full = || {
             bump(&layer.stats.lft_full);
             DropReason::TableFull { table: layer.name }

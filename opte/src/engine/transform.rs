@@ -6,10 +6,14 @@
 //! of its fields, or (for the outer encapsulation) push or pop it. Layers
 //! compose theirs in processing order with [`HdrTransform::then`]: a
 //! later field change wins, a push after a pop replaces the
-//! encapsulation, a pop after a push cancels it. The result is plain data
-//! (`Copy`, no allocation), and applying it is a few field writes and
-//! one [`Packet::emit`] with incremental checksums.
+//! encapsulation, a pop after a push cancels it. An encapsulation to push
+//! is shared (`Arc`): every flow to the same destination holds the same
+//! one. For the unified flow table a transformation is compiled per flow
+//! ([`CompiledTransform`]) into precomputed field writes and checksum
+//! deltas.
 
+use alloc::boxed::Box;
+use alloc::sync::Arc;
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -55,7 +59,7 @@ pub struct OuterMod {
 }
 
 /// What happens to the outer encapsulation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum OuterOp {
     /// Leave it (or its absence) as it is.
     #[default]
@@ -65,9 +69,9 @@ pub enum OuterOp {
     /// Remove it.
     Pop,
     /// Add this encapsulation.
-    Push(Encap),
+    Push(Arc<Encap>),
     /// Remove the encapsulation the packet arrived with and add this one.
-    PopPush(Encap),
+    PopPush(Arc<Encap>),
 }
 
 /// Changes to the headers an ICMP error quotes (so that a translated
@@ -79,7 +83,7 @@ pub struct BodyMod {
 }
 
 /// A whole header transformation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HdrTransform {
     pub outer: OuterOp,
     pub inner_eth: EtherMod,
@@ -187,28 +191,24 @@ impl OuterMod {
 }
 
 impl OuterOp {
-    fn then(self, later: Self) -> Result<Self, TransformError> {
+    fn then(&self, later: &Self) -> Result<Self, TransformError> {
         use OuterOp::*;
         Ok(match (self, later) {
-            (x, Keep) => x,
-            (Keep, x) => x,
-            (Modify(a), Modify(b)) => Modify(a.then(b)),
-            (Modify(_) | Pop, Push(e)) | (Pop, PopPush(e)) => PopPush(e),
+            (x, Keep) => x.clone(),
+            (Keep, x) => x.clone(),
+            (Modify(a), Modify(b)) => Modify(a.then(*b)),
+            (Modify(_) | Pop, Push(e)) | (Pop, PopPush(e)) => PopPush(Arc::clone(e)),
             (Modify(_), Pop) => Pop,
-            (Modify(_), PopPush(e)) => PopPush(e),
-            (Push(mut e), Modify(m)) | (PopPush(mut e), Modify(m)) => {
+            (Modify(_), PopPush(e)) => PopPush(Arc::clone(e)),
+            (Push(e), Modify(m)) | (PopPush(e), Modify(m)) => {
+                let mut e = Encap::clone(e);
                 m.apply_to(&mut e);
-                if matches!(self, Push(_)) { Push(e) } else { PopPush(e) }
+                if matches!(self, Push(_)) { Push(Arc::new(e)) } else { PopPush(Arc::new(e)) }
             }
             (Push(_), Pop) => Keep,
             (PopPush(_), Pop) => Pop,
-            (Push(_) | PopPush(_), Push(e) | PopPush(e)) => {
-                if matches!(self, Push(_)) {
-                    Push(e)
-                } else {
-                    PopPush(e)
-                }
-            }
+            (Push(_), Push(e) | PopPush(e)) => Push(Arc::clone(e)),
+            (PopPush(_), Push(e) | PopPush(e)) => PopPush(Arc::clone(e)),
             (Pop, Modify(_) | Pop) => return Err(TransformError::Conflict),
         })
     }
@@ -250,7 +250,7 @@ impl HdrTransform {
             (a, b) => b.or(a),
         };
         Ok(Self {
-            outer: self.outer.then(later.outer)?,
+            outer: self.outer.then(&later.outer)?,
             inner_eth: self.inner_eth.then(later.inner_eth),
             inner_ip,
             inner_ulp: self.inner_ulp.then(later.inner_ulp),
@@ -310,8 +310,8 @@ impl HdrTransform {
         }
         self.apply_fields(pkt.headers_mut())?;
         pkt.emit()?;
-        if let OuterOp::Push(e) | OuterOp::PopPush(e) = self.outer {
-            pkt.push_encap(e, OuterUdpCsum::Zero)?;
+        if let OuterOp::Push(e) | OuterOp::PopPush(e) = &self.outer {
+            pkt.push_encap(**e, OuterUdpCsum::Zero)?;
         }
         Ok(())
     }
@@ -320,9 +320,9 @@ impl HdrTransform {
     /// layers after this one see while a packet is classified. A pushed
     /// or popped encapsulation shows in `outer`; offsets are not moved.
     pub fn apply_to_headers(&self, h: &mut Headers) -> Result<(), TransformError> {
-        match self.outer {
+        match &self.outer {
             OuterOp::Pop => h.outer = None,
-            OuterOp::Push(e) | OuterOp::PopPush(e) => h.outer = Some(e),
+            OuterOp::Push(e) | OuterOp::PopPush(e) => h.outer = Some(**e),
             OuterOp::Keep | OuterOp::Modify(_) => {}
         }
         self.apply_fields(h)
@@ -411,70 +411,130 @@ fn apply_ip(m: &IpMod, l3: Option<&mut L3>) -> Result<(), TransformError> {
     }
 }
 
-/// A transformation compiled for one flow: the field writes and checksum
-/// deltas precomputed ([`HeaderPatch`]), with the general transformation
-/// kept for packets the fast path declines. This is what a unified flow
-/// table entry stores; both paths give the same bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CompiledTransform {
-    pub xform: HdrTransform,
-    patch: Option<HeaderPatch>,
+/// A transformation compiled for one flow, as a unified flow table entry
+/// stores it. The common kind (field changes, perhaps a push) becomes a
+/// [`HeaderPatch`] with its checksum deltas precomputed, and the shared
+/// encapsulation; anything else (pops, outer changes, ICMP quote
+/// translation) keeps the general transformation. Both give the same
+/// bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompiledTransform {
+    Patch { patch: HeaderPatch, push: Option<Arc<Encap>> },
+    General(Box<HdrTransform>),
 }
 
 impl CompiledTransform {
     /// Compile `xform` for the packets of `flow` (as they arrive at the
-    /// port). Transformations that pop or modify an encapsulation or
-    /// change an ICMP error's quote always take the general path.
+    /// port).
     pub fn compile(xform: HdrTransform, flow: &FlowId) -> Self {
-        let simple =
-            xform.body.is_none() && matches!(xform.outer, OuterOp::Keep | OuterOp::Push(_));
-        let patch = if simple {
-            let (ip_src, ip_dst) = match xform.inner_ip {
-                Some(IpMod::V4 { src, dst }) => (src.map(IpAddr::V4), dst.map(IpAddr::V4)),
-                Some(IpMod::V6 { src, dst }) => (src.map(IpAddr::V6), dst.map(IpAddr::V6)),
-                None => (None, None),
-            };
-            HeaderPatch::compile(
-                &PatchFrom {
-                    src: flow.src_ip(),
-                    dst: flow.dst_ip(),
-                    src_port: flow.src_port,
-                    dst_port: flow.dst_port,
-                    proto: flow.proto,
-                },
-                &PatchTo {
-                    eth_src: xform.inner_eth.src,
-                    eth_dst: xform.inner_eth.dst,
-                    ip_src,
-                    ip_dst,
-                    src_port: xform.inner_ulp.src_port,
-                    dst_port: xform.inner_ulp.dst_port,
-                    icmp_id: xform.inner_ulp.icmp_id,
-                },
-            )
-        } else {
-            None
+        let push = match &xform.outer {
+            OuterOp::Keep => Some(None),
+            OuterOp::Push(e) => Some(Some(Arc::clone(e))),
+            _ => None,
         };
-        Self { xform, patch }
+        let (ip_src, ip_dst) = match xform.inner_ip {
+            Some(IpMod::V4 { src, dst }) => (src.map(IpAddr::V4), dst.map(IpAddr::V4)),
+            Some(IpMod::V6 { src, dst }) => (src.map(IpAddr::V6), dst.map(IpAddr::V6)),
+            None => (None, None),
+        };
+        let patch = HeaderPatch::compile(
+            &PatchFrom {
+                src: flow.src_ip(),
+                dst: flow.dst_ip(),
+                src_port: flow.src_port,
+                dst_port: flow.dst_port,
+                proto: flow.proto,
+            },
+            &PatchTo {
+                eth_src: xform.inner_eth.src,
+                eth_dst: xform.inner_eth.dst,
+                ip_src,
+                ip_dst,
+                src_port: xform.inner_ulp.src_port,
+                dst_port: xform.inner_ulp.dst_port,
+                icmp_id: xform.inner_ulp.icmp_id,
+            },
+        );
+        match (push, patch, xform.body.is_none()) {
+            (Some(push), Some(patch), true) => Self::Patch { patch, push },
+            _ => Self::General(Box::new(xform)),
+        }
     }
 
     /// True when the fast path may apply.
     pub fn has_patch(&self) -> bool {
-        self.patch.is_some()
+        matches!(self, Self::Patch { .. })
+    }
+
+    /// The transformation as layers would state it (for dumps).
+    pub fn to_transform(&self) -> HdrTransform {
+        match self {
+            Self::General(x) => HdrTransform::clone(x),
+            Self::Patch { patch, push } => {
+                let to = patch.to();
+                HdrTransform {
+                    outer: push.as_ref().map_or(OuterOp::Keep, |e| OuterOp::Push(Arc::clone(e))),
+                    inner_eth: EtherMod { src: to.eth_src, dst: to.eth_dst },
+                    inner_ip: match (to.ip_src, to.ip_dst) {
+                        (None, None) => None,
+                        (s, d)
+                            if s.is_some_and(|a| a.is_ipv4()) || d.is_some_and(|a| a.is_ipv4()) =>
+                        {
+                            Some(IpMod::V4 { src: v4(s), dst: v4(d) })
+                        }
+                        (s, d) => Some(IpMod::V6 { src: v6(s), dst: v6(d) }),
+                    },
+                    inner_ulp: UlpMod {
+                        src_port: to.src_port,
+                        dst_port: to.dst_port,
+                        icmp_id: to.icmp_id,
+                    },
+                    body: None,
+                }
+            }
+        }
+    }
+
+    /// The flow id a packet of flow `f` has after this transformation.
+    pub fn apply_to_flow(&self, f: &FlowId) -> FlowId {
+        match self {
+            Self::General(x) => x.apply_to_flow(f),
+            Self::Patch { .. } => self.to_transform().apply_to_flow(f),
+        }
     }
 
     /// Apply to a packet of the flow it was compiled for. Returns true
     /// when the precompiled fast path did the work.
     #[inline]
     pub fn apply(&self, pkt: &mut Packet) -> Result<bool, TransformError> {
-        if let Some(p) = &self.patch
-            && pkt.apply_patch(p)?
-        {
-            if let OuterOp::Push(e) = self.xform.outer {
-                pkt.push_encap(e, OuterUdpCsum::Zero)?;
+        match self {
+            Self::Patch { patch, push } => {
+                let fast = pkt.apply_patch(patch)?;
+                if !fast {
+                    // The general path for the same changes.
+                    pkt.set_patched_fields(patch)?;
+                    pkt.emit()?;
+                }
+                if let Some(e) = push {
+                    pkt.push_encap(**e, OuterUdpCsum::Zero)?;
+                }
+                Ok(fast)
             }
-            return Ok(true);
+            Self::General(x) => x.apply(pkt).map(|()| false),
         }
-        self.xform.apply(pkt).map(|()| false)
+    }
+}
+
+fn v4(a: Option<IpAddr>) -> Option<Ipv4Addr> {
+    match a {
+        Some(IpAddr::V4(a)) => Some(a),
+        _ => None,
+    }
+}
+
+fn v6(a: Option<IpAddr>) -> Option<Ipv6Addr> {
+    match a {
+        Some(IpAddr::V6(a)) => Some(a),
+        _ => None,
     }
 }

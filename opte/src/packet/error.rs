@@ -77,6 +77,8 @@ pub enum EmitError {
     TooLong,
     /// Encapsulation was pushed onto a packet that already has it.
     AlreadyEncapsulated,
+    /// An address change of the other IP family than the packet's.
+    WrongFamily,
     /// The frame lacks the IP and transport headers the underlay
     /// requires of an encapsulated frame (ARP, an unknown protocol, a
     /// later IP fragment).
@@ -91,6 +93,7 @@ impl fmt::Display for EmitError {
             Self::MissingHeader(h) => write!(f, "packet has no {h:?} header"),
             Self::TooLong => f.write_str("packet too long for its headers"),
             Self::AlreadyEncapsulated => f.write_str("packet is already encapsulated"),
+            Self::WrongFamily => f.write_str("address of the other IP family"),
             Self::NotEncapsulable => {
                 f.write_str("frame has no IP and transport headers to encapsulate")
             }

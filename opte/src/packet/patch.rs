@@ -133,6 +133,21 @@ impl HeaderPatch {
     }
 }
 
+impl HeaderPatch {
+    /// The field changes this patch makes.
+    pub fn to(&self) -> PatchTo {
+        PatchTo {
+            eth_src: self.eth_src,
+            eth_dst: self.eth_dst,
+            ip_src: self.ip_src,
+            ip_dst: self.ip_dst,
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            icmp_id: self.icmp_id,
+        }
+    }
+}
+
 /// Write `bytes` at `at` of `seg`; false if it does not fit.
 #[inline(always)]
 fn put(seg: &mut [u8], at: usize, bytes: &[u8]) -> bool {
@@ -190,6 +205,10 @@ impl Packet {
         if seg.len() < l4_end.max(ip_hdr_end) {
             return Ok(false);
         }
+        let family_ok = |a: Option<IpAddr>| a.is_none_or(|a| a.is_ipv4() == v4);
+        if !family_ok(p.ip_src) || !family_ok(p.ip_dst) {
+            return Err(EmitError::WrongFamily);
+        }
         // Everything is in reach: from here on, every write succeeds.
         let mut ok = true;
         if let Some(m) = p.eth_src {
@@ -203,7 +222,7 @@ impl Packet {
             match a {
                 Some(IpAddr::V4(a)) if v4 => ok &= put(seg, at, &a.octets()),
                 Some(IpAddr::V6(a)) if !v4 => ok &= put(seg, at, &a.octets()),
-                Some(_) => return Err(EmitError::HeaderLengthChanged(super::HeaderKind::Ipv4)),
+                Some(_) => return Err(EmitError::WrongFamily),
                 None => {}
             }
         }
@@ -234,6 +253,60 @@ impl Packet {
         // Keep the header values in step with the bytes.
         self.refresh_after_patch(p, v4);
         Ok(true)
+    }
+
+    /// Make the patch's changes to the header values only (no bytes are
+    /// written): the general path, followed by [`Packet::emit`], for a
+    /// packet the fast path declined. Fails, changing nothing, on an
+    /// address of the other family.
+    pub fn set_patched_fields(&mut self, p: &HeaderPatch) -> Result<(), EmitError> {
+        let h = &mut self.hdrs;
+        let family_ok = |a: Option<IpAddr>, v4: bool| a.is_none_or(|a| a.is_ipv4() == v4);
+        match &mut h.l3 {
+            Some(L3::Ipv4(ip)) if family_ok(p.ip_src, true) && family_ok(p.ip_dst, true) => {
+                if let Some(IpAddr::V4(a)) = p.ip_src {
+                    ip.src = a;
+                }
+                if let Some(IpAddr::V4(a)) = p.ip_dst {
+                    ip.dst = a;
+                }
+            }
+            Some(L3::Ipv6(ip)) if family_ok(p.ip_src, false) && family_ok(p.ip_dst, false) => {
+                if let Some(IpAddr::V6(a)) = p.ip_src {
+                    ip.src = a;
+                }
+                if let Some(IpAddr::V6(a)) = p.ip_dst {
+                    ip.dst = a;
+                }
+            }
+            _ if p.ip_src.is_none() && p.ip_dst.is_none() => {}
+            _ => return Err(EmitError::WrongFamily),
+        }
+        if let Some(m) = p.eth_src {
+            h.eth.src = m;
+        }
+        if let Some(m) = p.eth_dst {
+            h.eth.dst = m;
+        }
+        match &mut h.l4 {
+            Some(L4::Tcp(t)) => {
+                t.src_port = p.src_port.unwrap_or(t.src_port);
+                t.dst_port = p.dst_port.unwrap_or(t.dst_port);
+            }
+            Some(L4::Udp(u)) => {
+                u.src_port = p.src_port.unwrap_or(u.src_port);
+                u.dst_port = p.dst_port.unwrap_or(u.dst_port);
+            }
+            Some(L4::Icmpv4(i) | L4::Icmpv6(i)) => {
+                if let Some(id) = p.icmp_id
+                    && (i.is_v4_echo() || i.is_v6_echo())
+                {
+                    i.set_echo_id(id);
+                }
+            }
+            None => {}
+        }
+        Ok(())
     }
 
     fn refresh_after_patch(&mut self, p: &HeaderPatch, v4: bool) {
