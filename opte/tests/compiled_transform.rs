@@ -220,3 +220,67 @@ fn the_fast_path_declines_what_it_does_not_handle() {
     drop((p, q, other));
     k.assert_clean();
 }
+
+/// An ICMP error for a translated flow: the outer destination and the
+/// quoted source are translated back (RFC 5508), the flow compiles to the
+/// general path, and every checksum (outer IPv4, ICMP, quoted IPv4) is
+/// what a full computation gives.
+#[test]
+fn icmp_error_quotes_are_translated_on_the_general_path() {
+    use opte::engine::transform::BodyMod;
+    let k = fakekernel::scope();
+    let guest = Ipv4Addr::new(10, 0, 0, 5);
+    let nat = Ipv4Addr::new(203, 0, 113, 1);
+    let router = Ipv4Addr::new(198, 51, 100, 1);
+    // What the router sent back for the guest's NATed UDP datagram
+    // (203.0.113.1:1024 -> 198.51.100.7:53).
+    let mut fb = FrameBuilder::new(EtherHdr {
+        dst: MacAddr::from_bytes([2, 0, 0, 0, 0, 1]),
+        src: MacAddr::from_bytes([2, 0, 0, 0, 0, 2]),
+        ether_type: 0,
+    });
+    fb.l3 = Some(L3::Ipv4(Ipv4Hdr { ttl: 60, src: router, dst: nat, ..Ipv4Hdr::EMPTY }));
+    fb.l4 = Some(L4::Icmpv4(IcmpHdr { ty: 3, code: 3, csum: 0, rest: [0; 4] }));
+    let quoted = Ipv4Hdr {
+        total_len: 40,
+        ttl: 1,
+        proto: 17,
+        src: nat,
+        dst: Ipv4Addr::new(198, 51, 100, 7),
+        ..Ipv4Hdr::EMPTY
+    };
+    let mut quoted = quoted;
+    quoted.csum = quoted.compute_csum();
+    let mut ulp = [0u8; 8];
+    ulp[..2].copy_from_slice(&1024u16.to_be_bytes());
+    ulp[2..4].copy_from_slice(&53u16.to_be_bytes());
+    fb.embedded = Some(Embedded { l3: EmbeddedL3::Ipv4(quoted), ulp });
+    let bytes = fb.to_bytes(&[]);
+    let mut p = packet(&bytes, &[], 0, 0);
+    let flow = FlowId::from_headers(p.headers()).unwrap();
+    let x = HdrTransform {
+        inner_ip: Some(IpMod::V4 { src: None, dst: Some(guest) }),
+        body: Some(BodyMod {
+            ip: Some(IpMod::V4 { src: Some(guest), dst: None }),
+            ulp: UlpMod { src_port: Some(5000), ..Default::default() },
+        }),
+        ..HdrTransform::NONE
+    };
+    let c = CompiledTransform::compile(x, &flow);
+    assert!(!c.has_patch(), "quote translation takes the general path");
+    assert_eq!(c.apply(&mut p), Ok(false));
+    let h = p.headers();
+    let Some(L3::Ipv4(ip)) = &h.l3 else { panic!() };
+    assert_eq!(ip.dst, guest);
+    let e = h.embedded.unwrap();
+    let EmbeddedL3::Ipv4(q) = e.l3 else { panic!() };
+    assert_eq!((q.src, e.src_port()), (guest, 5000));
+    // Every checksum equals a full computation (the quoted header's too).
+    assert_eq!(q.csum, q.compute_csum());
+    let out = p.mblk().to_vec();
+    let mut again = Packet::parse_guest(MsgBlk::from_bytes(0, &out).unwrap()).unwrap();
+    again.compute_checksums().unwrap();
+    assert_eq!(again.mblk().to_vec(), out, "incremental checksums equal full ones");
+    drop((p, again));
+    k.assert_clean();
+}
