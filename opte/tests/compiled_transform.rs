@@ -284,3 +284,52 @@ fn icmp_error_quotes_are_translated_on_the_general_path() {
     drop((p, again));
     k.assert_clean();
 }
+
+/// An ICMP message that is not an echo shares its flow key (ports 0)
+/// with an echo of id 0: a flow compiled from the echo, with a new echo
+/// id, must leave the other message's bytes 4..6 alone on the fast path
+/// as the general path does, checksum included.
+#[test]
+fn an_echo_id_change_leaves_other_icmp_messages_alone() {
+    let k = fakekernel::scope();
+    let mk = |ty: u8, rest: [u8; 4]| {
+        let mut b = FrameBuilder::new(EtherHdr {
+            dst: MacAddr::from_bytes([2, 0, 0, 0, 0, 1]),
+            src: MacAddr::from_bytes([2, 0, 0, 0, 0, 2]),
+            ether_type: 0,
+        });
+        b.l3 = Some(L3::Ipv4(Ipv4Hdr {
+            ttl: 64,
+            src: Ipv4Addr::new(10, 0, 0, 5),
+            dst: Ipv4Addr::new(198, 51, 100, 7),
+            ..Ipv4Hdr::EMPTY
+        }));
+        b.l4 = Some(L4::Icmpv4(IcmpHdr { ty, code: 0, csum: 0, rest }));
+        b.to_bytes(&[0u8; 12])
+    };
+    // The flow, as an echo request with id 0 keys it.
+    let echo = packet(&mk(8, [0, 0, 0, 1]), &[], 0, 0);
+    let flow = FlowId::from_headers(echo.headers()).unwrap();
+    let x = HdrTransform {
+        inner_ip: Some(IpMod::V4 { src: Some(Ipv4Addr::new(203, 0, 113, 1)), dst: None }),
+        inner_ulp: UlpMod { icmp_id: Some(0x1234), ..Default::default() },
+        ..HdrTransform::NONE
+    };
+    let c = CompiledTransform::compile(x.clone(), &flow);
+    assert!(c.has_patch());
+    // A timestamp request (type 13) with identifier 0xabcd, same key.
+    let bytes = mk(13, [0xab, 0xcd, 0, 7]);
+    let mut general = packet(&bytes, &[], 0, 0);
+    let mut compiled = packet(&bytes, &[], 0, 0);
+    assert_eq!(FlowId::from_headers(compiled.headers()), Some(flow));
+    x.apply(&mut general).unwrap();
+    c.apply(&mut compiled).unwrap();
+    assert_eq!(compiled.mblk().to_vec(), general.mblk().to_vec());
+    assert_eq!(compiled.headers(), general.headers());
+    let out = compiled.mblk().to_vec();
+    let mut again = Packet::parse_guest(MsgBlk::from_bytes(0, &out).unwrap()).unwrap();
+    again.compute_checksums().unwrap();
+    assert_eq!(again.mblk().to_vec(), out, "checksums are right");
+    drop((echo, general, compiled, again));
+    k.assert_clean();
+}

@@ -834,3 +834,142 @@ fn a_live_uft_entry_keeps_the_layer_state_it_was_built_from() {
     drop(n);
     k.assert_clean();
 }
+
+/// A port with one stateful firewall layer (LFT limit `lft_limit`): out
+/// by default stateful allow, in by default deny.
+fn firewall_only(lft_limit: u32) -> Port {
+    let cfg = PortConfig {
+        name: "fw0".to_string(),
+        layers: vec![LayerSpec {
+            name: "firewall",
+            default_in: DefaultAction::Deny,
+            default_out: DefaultAction::StatefulAllow,
+            lft_limit,
+        }],
+        uft_limit: 64,
+        tcp_limit: 64,
+        expiry: ExpiryPolicy::default(),
+    };
+    let port = Port::new(cfg, None);
+    port.start().unwrap();
+    port
+}
+
+fn run(port: &Port, dir: Direction, b: &FrameBuilder) -> ProcessResult {
+    port.process(dir, &mut packet(b), Moment(NANOS_PER_SEC))
+}
+
+fn deny_out_to_53() -> RuleSpec {
+    RuleSpec::new(1, Action::Deny).with(Predicate::DstPort(PortMatch::Exact(53)))
+}
+
+#[test]
+fn a_revoked_decision_stops_its_replies_even_when_they_came_first() {
+    let k = fakekernel::scope();
+    let port = firewall_only(64);
+    let out = udp(GUEST, 5000, PEER, 53);
+    let reply = udp(PEER, 53, GUEST, 5000);
+    assert_modified(&run(&port, Direction::Out, &out));
+    assert_modified(&run(&port, Direction::In, &reply));
+    port.add_rule("firewall", Direction::Out, deny_out_to_53()).unwrap();
+    // The reply is first after the change: the decision is not re-checked
+    // in the reply direction, so it still passes for now.
+    assert_modified(&run(&port, Direction::In, &reply));
+    // The flow's own next packet re-checks it and is denied...
+    let r = run(&port, Direction::Out, &out);
+    assert!(matches!(r, ProcessResult::Drop(DropReason::Denied { .. })), "{r:?}");
+    // ...and the replies stop too, cached or not.
+    let r = run(&port, Direction::In, &reply);
+    assert!(
+        matches!(r, ProcessResult::Drop(DropReason::Denied { layer: "firewall", rule: None })),
+        "{r:?}"
+    );
+    drop(port);
+    k.assert_clean();
+}
+
+/// A stateful action that, while making its state, changes the rules of
+/// its own port (as a concurrent `add_rule` would at that moment).
+struct ChangesRulesMeanwhile {
+    port: std::sync::OnceLock<std::sync::Weak<Port>>,
+}
+
+struct Nothing;
+
+impl ActionDesc for Nothing {
+    fn gen_ht(&self, _: Direction) -> HdrTransform {
+        HdrTransform::NONE
+    }
+    fn describe(&self) -> String {
+        "nothing".to_string()
+    }
+}
+
+impl fmt::Display for ChangesRulesMeanwhile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("changes-rules")
+    }
+}
+
+impl StatefulAction for ChangesRulesMeanwhile {
+    fn gen_desc(
+        &self,
+        _: Direction,
+        _: &FlowId,
+        _: &mut Meta,
+    ) -> Result<Arc<dyn ActionDesc>, ActionError> {
+        if let Some(port) = self.port.get().and_then(std::sync::Weak::upgrade) {
+            port.add_rule("firewall", Direction::Out, deny_out_to_53()).unwrap();
+        }
+        Ok(Arc::new(Nothing))
+    }
+}
+
+#[test]
+fn a_rule_change_during_a_decision_still_rechecks_it() {
+    let k = fakekernel::scope();
+    let port = Arc::new(firewall_only(64));
+    let action = Arc::new(ChangesRulesMeanwhile { port: std::sync::OnceLock::new() });
+    action.port.set(Arc::downgrade(&port)).unwrap();
+    port.add_rule("firewall", Direction::Out, RuleSpec::new(10, Action::Stateful(action))).unwrap();
+    let out = udp(GUEST, 5000, PEER, 53);
+    // Decided by the stateful rule, while the deny rule was added.
+    assert_modified(&run(&port, Direction::Out, &out));
+    // The decision predates the deny rule: the next packet is re-checked.
+    let r = run(&port, Direction::Out, &out);
+    assert!(matches!(r, ProcessResult::Drop(DropReason::Denied { .. })), "{r:?}");
+    drop(port);
+    k.assert_clean();
+}
+
+#[test]
+fn a_stateful_decision_is_stored_as_a_whole_pair_or_not_at_all() {
+    let k = fakekernel::scope();
+    let port = firewall_only(1);
+    port.add_rule(
+        "firewall",
+        Direction::Out,
+        RuleSpec::new(10, Action::StatefulAllow).with(Predicate::DstPort(PortMatch::Exact(53))),
+    )
+    .unwrap();
+    // A decision, then withdrawn: its flow's entry goes at once, its
+    // reply entry lazily, so the inbound table stays full for now.
+    let a = udp(GUEST, 5000, PEER, 53);
+    assert_modified(&run(&port, Direction::Out, &a));
+    port.add_rule("firewall", Direction::Out, deny_out_to_53()).unwrap();
+    assert!(matches!(run(&port, Direction::Out, &a), ProcessResult::Drop(_)));
+    let d = port.dump_layer("firewall").unwrap();
+    assert_eq!((d.lft_out, d.lft_in), (0, 1));
+    // A new flow's reply entry does not fit: the packet is a counted
+    // drop, and no half pair is left to let the flow's later packets
+    // through while its replies are denied.
+    let b = udp(GUEST, 5001, PEER, 80);
+    for _ in 0..2 {
+        let r = run(&port, Direction::Out, &b);
+        assert!(matches!(r, ProcessResult::Drop(DropReason::TableFull { .. })), "{r:?}");
+    }
+    let d = port.dump_layer("firewall").unwrap();
+    assert_eq!((d.lft_out, d.lft_in), (0, 1));
+    drop(port);
+    k.assert_clean();
+}

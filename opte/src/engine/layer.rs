@@ -96,6 +96,12 @@ impl LftChild {
         token.children.fetch_add(1, Ordering::Relaxed);
         Self(Arc::clone(token))
     }
+
+    /// True once the decision this child was built from was withdrawn:
+    /// the unified flow table entry holding it must be rebuilt.
+    pub fn revoked(&self) -> bool {
+        self.0.revoked()
+    }
 }
 
 impl Drop for LftChild {

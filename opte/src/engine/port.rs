@@ -188,7 +188,9 @@ pub type SharedTcp = Arc<TcpShared>;
 pub struct UftEntry {
     xform: CompiledTransform,
     epoch: u64,
-    _children: Vec<LftChild>,
+    /// Holds on the LFT decisions the entry was built from; a revoked
+    /// one makes the entry stale.
+    children: Vec<LftChild>,
     tcp: Option<SharedTcp>,
     proto: u8,
     hits: AtomicU64,
@@ -459,16 +461,17 @@ impl Port {
 
     /// Flow table occupancy and limits.
     pub fn table_usage(&self) -> TableUsage {
-        let uft_in = self.uft_in.read();
-        let uft_out = self.uft_out.read();
-        let tcp = self.tcp.lock();
-        TableUsage {
-            uft_in: uft_in.len(),
-            uft_out: uft_out.len(),
-            uft_limit: uft_in.limit(),
-            tcp: tcp.len(),
-            tcp_limit: tcp.limit(),
-        }
+        // One lock at a time (the TCP table is never held with a UFT lock).
+        let (uft_in, uft_limit) = {
+            let t = self.uft_in.read();
+            (t.len(), t.limit())
+        };
+        let uft_out = self.uft_out.read().len();
+        let (tcp, tcp_limit) = {
+            let t = self.tcp.lock();
+            (t.len(), t.limit())
+        };
+        TableUsage { uft_in, uft_out, uft_limit, tcp, tcp_limit }
     }
 
     /// Every flow table's counters (inserts, full drops, expiries,
@@ -622,7 +625,8 @@ impl Port {
         let uft = self.uft(dir).read();
         let Some(e) = uft.get(f) else { return Fast::Miss };
         let e = &e.value;
-        if e.epoch != self.epoch.load(Ordering::Acquire) {
+        if e.epoch != self.epoch.load(Ordering::Acquire) || e.children.iter().any(LftChild::revoked)
+        {
             return Fast::Stale;
         }
         let mut closed = None;
@@ -763,7 +767,7 @@ impl Port {
             let entry = UftEntry {
                 xform: CompiledTransform::compile(xform.clone(), &f),
                 epoch,
-                _children: children,
+                children,
                 tcp,
                 proto: f.proto,
                 hits: AtomicU64::new(0),
@@ -852,6 +856,10 @@ impl Port {
             Some(r) => (r.spec.action.clone(), Some(r.id)),
             None => (Action::from(rules.default(dir)), None),
         };
+        // The generation this decision was made under: a stateful entry
+        // must carry it (not the one current when it is stored), or a
+        // rule change made meanwhile would never re-check it.
+        let generation = rules.generation;
         drop(rules);
         let counter = match (dir, rule.is_some()) {
             (Direction::In, true) => &layer.stats.in_rule_match,
@@ -894,6 +902,7 @@ impl Port {
                         f.mirror(),
                         LftKind::Allow,
                         rule,
+                        generation,
                         now,
                         children,
                     )?;
@@ -916,6 +925,7 @@ impl Port {
                     reverse,
                     LftKind::Stateful(desc),
                     rule,
+                    generation,
                     now,
                     children,
                 )?;
@@ -1002,10 +1012,10 @@ impl Port {
         reverse: FlowId,
         kind: LftKind,
         rule: Option<RuleId>,
+        generation: u64,
         now: Moment,
         children: &mut Vec<LftChild>,
     ) -> Result<(), DropReason> {
-        let generation = layer.rules.read().generation;
         let token = Arc::new(LftToken::new(&kind));
         let entry =
             LftEntry { rule, generation, token: Arc::clone(&token), proto: f.proto, origin: dir };
@@ -1013,9 +1023,13 @@ impl Port {
             bump(&layer.stats.lft_full);
             DropReason::TableFull { table: layer.name }
         };
-        for (d, id) in [(dir, f), (dir.reverse(), reverse)] {
-            let mut lft = layer.lft(d).lock();
-            lft.insert(id, entry.clone(), now).map_err(|_| full())?;
+        layer.lft(dir).lock().insert(f, entry.clone(), now).map_err(|_| full())?;
+        let replies = layer.lft(dir.reverse()).lock().insert(reverse, entry, now).map(|_| ());
+        if replies.is_err() {
+            // Never half a pair: the flow's own entry alone would pass
+            // its later packets while its replies meet the rules.
+            layer.lft(dir).lock().remove(&f);
+            return Err(full());
         }
         children.push(LftChild::new(&token));
         Ok(())

@@ -524,16 +524,24 @@ impl Packet {
     pub fn pop_encap(&mut self) -> Result<Encap, EmitError> {
         let enc = self.hdrs.outer.ok_or(EmitError::MissingHeader(HeaderKind::Geneve))?;
         let n = self.hdrs.offsets.inner_eth;
+        // Offsets are checked before anything changes: headers a hook
+        // edited must still lie after the encapsulation.
+        let o = self.hdrs.offsets;
+        let back = |v: u32| v.checked_sub(n).ok_or(EmitError::MissingHeader(HeaderKind::Ether));
+        let (l3, l4, body) = (back(o.l3)?, back(o.l4)?, back(o.body)?);
+        let (el3, eulp) = if self.hdrs.embedded.is_some() {
+            (back(o.embedded_l3)?, back(o.embedded_ulp)?)
+        } else {
+            (o.embedded_l3, o.embedded_ulp)
+        };
         self.mblk.trim_front(n as usize)?;
         let o = &mut self.hdrs.offsets;
         o.inner_eth = 0;
-        o.l3 -= n;
-        o.l4 -= n;
-        o.body -= n;
-        if self.hdrs.embedded.is_some() {
-            o.embedded_l3 -= n;
-            o.embedded_ulp -= n;
-        }
+        o.l3 = l3;
+        o.l4 = l4;
+        o.body = body;
+        o.embedded_l3 = el3;
+        o.embedded_ulp = eulp;
         self.hdrs.outer = None;
         Ok(enc)
     }

@@ -191,6 +191,12 @@ impl Packet {
                     ZeroCsum::Forbidden
                 },
             ),
+            // The echo id (and its precomputed delta) exists only in echo
+            // messages; another ICMP message of the flow (its key has
+            // ports 0, as an echo with id 0 does) keeps its bytes 4..6, as
+            // the general path leaves them.
+            Some(L4::Icmpv4(i)) if p.icmp_id.is_some() && !i.is_v4_echo() => return Ok(false),
+            Some(L4::Icmpv6(i)) if p.icmp_id.is_some() && !i.is_v6_echo() => return Ok(false),
             Some(L4::Icmpv4(_) | L4::Icmpv6(_)) => (l4 + 8, 2, ZeroCsum::Ordinary),
             None => return Ok(false),
         };
