@@ -973,3 +973,25 @@ fn a_stateful_decision_is_stored_as_a_whole_pair_or_not_at_all() {
     drop(port);
     k.assert_clean();
 }
+
+#[test]
+fn a_close_seen_on_the_slow_path_reclaims_both_directions() {
+    let k = fakekernel::scope();
+    let n = net();
+    let out = |f, s, a| tcp(GUEST, 41000, PEER, 80, f, s, a);
+    let inn = |f, s, a| tcp(PEER, 80, GUEST, 41000, f, s, a);
+    assert_modified(&send(&n, Direction::Out, &out(SYN, 100, 0), 1).0);
+    assert_eq!(n.port.dump_uft(Direction::Out).len(), 1);
+    // The first inbound packet of the flow is a RST: it goes through the
+    // layers (no inbound UFT entry yet) and closes the connection.
+    assert_modified(&send(&n, Direction::In, &inn(RST | ACK, 0, 101), 1).0);
+    assert!(n.port.dump_tcp().is_empty(), "connection state reclaimed");
+    assert!(n.port.dump_uft(Direction::Out).is_empty(), "the outbound entry went too");
+    assert!(n.port.dump_uft(Direction::In).is_empty(), "nothing cached for the closing packet");
+    assert_eq!(n.port.stats().tcp_closed, 1);
+    // A new connection on the same 5-tuple starts afresh.
+    assert_modified(&send(&n, Direction::Out, &out(SYN, 9000, 0), 2).0);
+    assert_eq!(n.port.dump_tcp().len(), 1);
+    drop(n);
+    k.assert_clean();
+}

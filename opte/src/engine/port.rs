@@ -634,7 +634,7 @@ impl Port {
             match tcp.state.lock().process(dir, hdr) {
                 TcpVerdict::Ok(_) => {}
                 TcpVerdict::Unexpected(_) => bump(&self.stats.tcp_error),
-                TcpVerdict::Closed => closed = Some(tcp.key),
+                TcpVerdict::Closed => closed = Some(Arc::clone(tcp)),
                 TcpVerdict::NewFlow => return Fast::Restart,
             }
         }
@@ -645,22 +645,35 @@ impl Port {
             Ok(_) => ProcessResult::Modified,
             Err(e) => ProcessResult::Drop(DropReason::Transform(e)),
         };
-        let reverse = closed.map(|_| e.xform.apply_to_flow(f).mirror());
+        let reverse = closed.as_ref().map(|_| e.xform.apply_to_flow(f).mirror());
         drop(uft);
         bump(&self.stats.uft_hit);
         trace!(self, TraceEvent::UftHit { dir, flow: *f });
-        if let (Some(key), Some(reverse)) = (closed, reverse) {
-            self.close_tcp(dir, f, &reverse, &key);
+        if let (Some(tcp), Some(reverse)) = (closed, reverse) {
+            self.close_tcp(dir, f, &reverse, &tcp);
         }
         Fast::Done(res)
     }
 
     /// Remove a closed TCP flow: its UFT entries in both directions and
     /// its connection state.
-    fn close_tcp(&self, dir: Direction, f: &FlowId, reverse: &FlowId, key: &FlowId) {
-        self.uft(dir).write().remove(f);
-        self.uft(dir.reverse()).write().remove(reverse);
-        self.tcp.lock().remove(key);
+    ///
+    /// Entries are removed only while they still hold this connection's
+    /// state: another CPU may already have rebuilt one for a new
+    /// connection on the same 5-tuple.
+    fn close_tcp(&self, dir: Direction, f: &FlowId, reverse: &FlowId, tcp: &SharedTcp) {
+        let ours = |e: &UftEntry| e.tcp.as_ref().is_some_and(|t| Arc::ptr_eq(t, tcp));
+        for (d, id) in [(dir, f), (dir.reverse(), reverse)] {
+            let mut t = self.uft(d).write();
+            if t.get(id).is_some_and(|e| ours(&e.value)) {
+                t.remove(id);
+            }
+        }
+        let mut t = self.tcp.lock();
+        if t.get(&tcp.key).is_some_and(|e| Arc::ptr_eq(&e.value.0, tcp)) {
+            t.remove(&tcp.key);
+        }
+        drop(t);
         bump(&self.stats.tcp_closed);
     }
 
@@ -753,8 +766,13 @@ impl Port {
             match self.track_tcp(dir, key, hdr, now) {
                 Ok((t, closed)) => {
                     if closed {
+                        // Reclaim the connection: its state and the other
+                        // direction's UFT entry (this one is not cached).
                         cacheable = false;
-                        self.tcp.lock().remove(&key);
+                        if let Some(f) = flow {
+                            let reverse = xform.apply_to_flow(&f).mirror();
+                            self.close_tcp(dir, &f, &reverse, &t);
+                        }
                     } else {
                         tcp = Some(t);
                     }
@@ -815,10 +833,7 @@ impl Port {
                     bump(&self.stats.tcp_error);
                     Ok((shared, false))
                 }
-                TcpVerdict::Closed => {
-                    bump(&self.stats.tcp_closed);
-                    Ok((shared, true))
-                }
+                TcpVerdict::Closed => Ok((shared, true)),
                 TcpVerdict::NewFlow => {
                     *shared.state.lock() = TcpFlow::new(dir, hdr);
                     Ok((shared, false))
