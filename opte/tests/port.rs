@@ -995,3 +995,28 @@ fn a_close_seen_on_the_slow_path_reclaims_both_directions() {
     drop(n);
     k.assert_clean();
 }
+
+#[test]
+fn an_active_tcp_connection_outlives_its_idle_timeout_in_the_tcp_table() {
+    let k = fakekernel::scope();
+    let n = net();
+    let est = ExpiryPolicy::default().timeout_ns(opte::engine::ExpiryClass::TcpEstablished)
+        / NANOS_PER_SEC;
+    let out = |f, s, a| tcp(GUEST, 42000, PEER, 80, f, s, a);
+    let inn = |f, s, a| tcp(PEER, 80, GUEST, 42000, f, s, a);
+    assert_modified(&send(&n, Direction::Out, &out(SYN, 1, 0), 0).0);
+    assert_modified(&send(&n, Direction::In, &inn(SYN | ACK, 50, 2), 0).0);
+    assert_modified(&send(&n, Direction::Out, &out(ACK, 2, 51), 0).0);
+    // Only UFT hits from here on, well past the established timeout.
+    let step = est / 4;
+    for i in 1..=8 {
+        assert_modified(&send(&n, Direction::Out, &out(ACK, 2, 51), i * step).0);
+        n.port.expire(Moment(i * step * NANOS_PER_SEC));
+    }
+    assert_eq!(n.port.dump_tcp().len(), 1, "the connection's state is still tracked");
+    // A FIN now still walks the state machine to a close.
+    assert_modified(&send(&n, Direction::Out, &out(FIN | ACK, 2, 51), 9 * step).0);
+    assert_eq!(n.port.dump_tcp()[0].1, opte::engine::tcp_state::TcpState::FinWait1);
+    drop(n);
+    k.assert_clean();
+}

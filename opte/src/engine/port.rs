@@ -1051,8 +1051,9 @@ impl Port {
     }
 
     /// Remove every flow idle past its class's timeout (a UFT entry's last
-    /// hit is read from the entry; an LFT entry with live UFT children
-    /// does not expire). Returns how many entries went.
+    /// hit is read from the entry; an LFT entry with live UFT children,
+    /// and a TCP connection a UFT entry shares, do not expire). Returns
+    /// how many entries went.
     pub fn expire(&self, now: Moment) -> usize {
         let policy = self.expiry;
         let mut n = 0;
@@ -1078,8 +1079,11 @@ impl Port {
                 });
             }
         }
+        // A connection's state lives on while a UFT entry shares it (UFT
+        // hits don't touch the TCP table).
         n += self.tcp.lock().retain(|id, e| {
-            let keep = now.since(e.last_hit()) < policy.timeout_ns(e.value.expiry_class());
+            let keep = Arc::strong_count(&e.value.0) > 1
+                || now.since(e.last_hit()) < policy.timeout_ns(e.value.expiry_class());
             if !keep {
                 trace!(self, TraceEvent::FlowExpired { table: "tcp", flow: *id });
             }
