@@ -1020,3 +1020,36 @@ fn an_active_tcp_connection_outlives_its_idle_timeout_in_the_tcp_table() {
     drop(n);
     k.assert_clean();
 }
+
+#[test]
+fn a_dropped_first_packet_leaves_no_flow_state_behind() {
+    let k = fakekernel::scope();
+    // Room for one outbound flow in the UFT.
+    let n = net_with(1, &[1024, 1025, 1026]);
+    assert_modified(&send(&n, Direction::Out, &udp(GUEST, 5000, REMOTE, 53), 1).0);
+    let lft_len = |n: &Net| -> u32 {
+        n.port.flow_table_stats().iter().filter(|(t, _)| t.contains('/')).map(|(_, s)| s.len).sum()
+    };
+    let before = lft_len(&n);
+    assert_eq!(n.pool.lock().unwrap().len(), 2);
+    // The second flow passes the firewall (a pair) and the NAT (a pair and
+    // a port) and is then refused by the full UFT: all of that is undone.
+    let (r, _) = send(&n, Direction::Out, &tcp(GUEST, 5001, REMOTE, 443, SYN, 1, 0), 2);
+    assert!(matches!(r, ProcessResult::Drop(DropReason::TableFull { table: "uft_out" })), "{r:?}");
+    assert_eq!(lft_len(&n), before, "no layer flow entries left");
+    assert_eq!(n.pool.lock().unwrap().len(), 2, "the NAT port went back");
+    assert!(n.port.dump_tcp().is_empty(), "no TCP connection started");
+    // A denied packet after a stateful layer leaves nothing either.
+    n.port
+        .add_rule(
+            "nat",
+            Direction::Out,
+            RuleSpec::new(1, Action::Deny).with(Predicate::IpProto(17)),
+        )
+        .unwrap();
+    let (r, _) = send(&n, Direction::Out, &udp(GUEST, 5002, PEER, 53), 3);
+    assert!(matches!(r, ProcessResult::Drop(DropReason::Denied { layer: "nat", .. })), "{r:?}");
+    assert_eq!(lft_len(&n), before, "the firewall's pair was undone");
+    drop(n);
+    k.assert_clean();
+}

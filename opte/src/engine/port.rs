@@ -699,6 +699,38 @@ impl Port {
         now: Moment,
     ) -> ProcessResult {
         bump(&self.stats.uft_miss);
+        let mut created = Vec::new();
+        let mut new_tcp = None;
+        let res = self.slow_walk(dir, pkt, flow, now, &mut created, &mut new_tcp);
+        if matches!(res, ProcessResult::Drop(_) | ProcessResult::Hairpin(_)) {
+            // Leave no state behind for a packet that didn't pass: the
+            // layer flow pairs it created (and so their resources, such
+            // as a NAT port) and a TCP connection it started.
+            for (idx, d, f, r) in created {
+                if let Some(l) = self.layers.get(idx) {
+                    l.lft(d).lock().remove(&f);
+                    l.lft(d.reverse()).lock().remove(&r);
+                }
+            }
+            if let Some(key) = new_tcp {
+                self.tcp.lock().remove(&key);
+            }
+        }
+        res
+    }
+
+    /// The layer walk of [`Port::slow_path`]; records the LFT pairs
+    /// (layer index, direction, flow, reply flow) and the TCP connection
+    /// it creates so a failure can undo them.
+    fn slow_walk(
+        &self,
+        dir: Direction,
+        pkt: &mut Packet,
+        flow: Option<FlowId>,
+        now: Moment,
+        created: &mut Vec<(usize, Direction, FlowId, FlowId)>,
+        new_tcp: &mut Option<FlowId>,
+    ) -> ProcessResult {
         let epoch = self.epoch.load(Ordering::Acquire);
         let entry_hdrs = *pkt.headers();
         let mut view: Headers = entry_hdrs;
@@ -714,11 +746,23 @@ impl Port {
                 Direction::In => n - 1 - i,
             };
             let Some(layer) = self.layers.get(idx) else { continue };
-            let step =
-                match self.run_layer(layer, dir, pkt, &view, cur, &mut meta, now, &mut children) {
-                    Ok(s) => s,
-                    Err(r) => return ProcessResult::Drop(r),
-                };
+            let mut pairs = Vec::new();
+            let step = self.run_layer(
+                layer,
+                dir,
+                pkt,
+                &view,
+                cur,
+                &mut meta,
+                now,
+                &mut children,
+                &mut pairs,
+            );
+            created.extend(pairs.into_iter().map(|(d, f, r)| (idx, d, f, r)));
+            let step = match step {
+                Ok(s) => s,
+                Err(r) => return ProcessResult::Drop(r),
+            };
             match step {
                 Step::Pass(xf) => {
                     xform = match xform.then(&xf) {
@@ -764,7 +808,10 @@ impl Port {
                 (Direction::In, None) => f.mirror(),
             };
             match self.track_tcp(dir, key, hdr, now) {
-                Ok((t, closed)) => {
+                Ok((t, closed, fresh)) => {
+                    if fresh {
+                        *new_tcp = Some(key);
+                    }
                     if closed {
                         // Reclaim the connection: its state and the other
                         // direction's UFT entry (this one is not cached).
@@ -815,35 +862,36 @@ impl Port {
     }
 
     /// Find or create the flow's TCP state and advance it by this
-    /// segment. Returns the state and whether the flow just closed.
+    /// segment. Returns the state, whether the flow just closed, and
+    /// whether this segment created it.
     fn track_tcp(
         &self,
         dir: Direction,
         key: FlowId,
         hdr: &crate::packet::TcpHdr,
         now: Moment,
-    ) -> Result<(SharedTcp, bool), DropReason> {
+    ) -> Result<(SharedTcp, bool, bool), DropReason> {
         let mut tcp = self.tcp.lock();
         if let Some(e) = tcp.hit(&key, now) {
             let shared = Arc::clone(&e.value.0);
             let verdict = shared.state.lock().process(dir, hdr);
             return match verdict {
-                TcpVerdict::Ok(_) => Ok((shared, false)),
+                TcpVerdict::Ok(_) => Ok((shared, false, false)),
                 TcpVerdict::Unexpected(_) => {
                     bump(&self.stats.tcp_error);
-                    Ok((shared, false))
+                    Ok((shared, false, false))
                 }
-                TcpVerdict::Closed => Ok((shared, true)),
+                TcpVerdict::Closed => Ok((shared, true, false)),
                 TcpVerdict::NewFlow => {
                     *shared.state.lock() = TcpFlow::new(dir, hdr);
-                    Ok((shared, false))
+                    Ok((shared, false, false))
                 }
             };
         }
         let shared = Arc::new(TcpShared { key, state: KMutex::new(TcpFlow::new(dir, hdr)) });
         tcp.insert(key, TcpEntry(Arc::clone(&shared)), now)
             .map_err(|_| DropReason::TableFull { table: "tcp" })?;
-        Ok((shared, false))
+        Ok((shared, false, true))
     }
 
     /// One layer's decision for a packet being classified.
@@ -858,6 +906,7 @@ impl Port {
         meta: &mut Meta,
         now: Moment,
         children: &mut Vec<LftChild>,
+        pairs: &mut Vec<(Direction, FlowId, FlowId)>,
     ) -> Result<Step, DropReason> {
         let rules = layer.rules.read();
         if let Some(f) = cur
@@ -920,6 +969,7 @@ impl Port {
                         generation,
                         now,
                         children,
+                        pairs,
                     )?;
                 }
                 Ok(Step::Pass(HdrTransform::NONE))
@@ -943,6 +993,7 @@ impl Port {
                     generation,
                     now,
                     children,
+                    pairs,
                 )?;
                 Ok(Step::Pass(xf))
             }
@@ -1030,6 +1081,7 @@ impl Port {
         generation: u64,
         now: Moment,
         children: &mut Vec<LftChild>,
+        pairs: &mut Vec<(Direction, FlowId, FlowId)>,
     ) -> Result<(), DropReason> {
         let token = Arc::new(LftToken::new(&kind));
         let entry =
@@ -1047,6 +1099,7 @@ impl Port {
             return Err(full());
         }
         children.push(LftChild::new(&token));
+        pairs.push((dir, f, reverse));
         Ok(())
     }
 
