@@ -47,8 +47,8 @@
 //!
 //! # Locking
 //!
-//! - `state` (mutex): lifecycle transitions; packets read a copy of it in
-//!   an atomic and never take it.
+//! - `transitions` (mutex): serializes lifecycle changes of `state` (an
+//!   atomic, which packets read without any lock).
 //! - `uft_in`, `uft_out` (read/write locks): a UFT hit takes only the read
 //!   lock (hit counts and times are atomics in the entry); inserting,
 //!   invalidating and expiring take the write lock.
@@ -300,8 +300,9 @@ enum Fast {
 pub struct Port {
     name: String,
     layers: Vec<Layer>,
-    state: KMutex<PortState>,
-    state_now: AtomicU8,
+    /// Serializes lifecycle transitions; the state itself is `state`.
+    transitions: KMutex<()>,
+    state: AtomicU8,
     epoch: AtomicU64,
     uft_in: KRwLock<FlowTable<UftEntry>>,
     uft_out: KRwLock<FlowTable<UftEntry>>,
@@ -317,8 +318,8 @@ impl Port {
     pub fn new(cfg: PortConfig, tracer: Option<Arc<dyn Tracer>>) -> Self {
         Self {
             layers: cfg.layers.iter().map(Layer::new).collect(),
-            state: KMutex::new(PortState::Ready),
-            state_now: AtomicU8::new(PortState::Ready.as_u8()),
+            transitions: KMutex::new(()),
+            state: AtomicU8::new(PortState::Ready.as_u8()),
             epoch: AtomicU64::new(1),
             uft_in: KRwLock::new(FlowTable::new("uft_in", cfg.uft_limit)),
             uft_out: KRwLock::new(FlowTable::new("uft_out", cfg.uft_limit)),
@@ -338,7 +339,7 @@ impl Port {
 
     /// The lifecycle state.
     pub fn state(&self) -> PortState {
-        *self.state.lock()
+        PortState::from_u8(self.state.load(Ordering::Acquire))
     }
 
     /// The rule epoch (bumped by every rule change).
@@ -352,12 +353,12 @@ impl Port {
         from: &[PortState],
         to: PortState,
     ) -> Result<(), PortError> {
-        let mut s = self.state.lock();
-        if !from.contains(&s) {
-            return Err(PortError::BadState { op, state: *s });
+        let _serial = self.transitions.lock();
+        let state = self.state();
+        if !from.contains(&state) {
+            return Err(PortError::BadState { op, state });
         }
-        *s = to;
-        self.state_now.store(to.as_u8(), Ordering::Release);
+        self.state.store(to.as_u8(), Ordering::Release);
         Ok(())
     }
 
@@ -551,12 +552,16 @@ impl Port {
         }
     }
 
-    /// Count a packet that could not be parsed (the caller parses).
-    pub fn count_parse_error(&self, dir: Direction, e: crate::packet::ParseError) -> DropReason {
+    fn count_processed(&self, dir: Direction) {
         bump(match dir {
             Direction::In => &self.stats.in_processed,
             Direction::Out => &self.stats.out_processed,
         });
+    }
+
+    /// Count a packet that could not be parsed (the caller parses).
+    pub fn count_parse_error(&self, dir: Direction, e: crate::packet::ParseError) -> DropReason {
+        self.count_processed(dir);
         let r = DropReason::Parse(e);
         self.stats.count_drop(&r);
         r
@@ -564,18 +569,14 @@ impl Port {
 
     /// Run one packet through the port.
     pub fn process(&self, dir: Direction, pkt: &mut Packet, now: Moment) -> ProcessResult {
-        bump(match dir {
-            Direction::In => &self.stats.in_processed,
-            Direction::Out => &self.stats.out_processed,
-        });
+        self.count_processed(dir);
         let flow = FlowId::from_headers(pkt.headers());
         trace!(self, TraceEvent::PortEntry { port: &self.name, dir, flow });
-        let res =
-            if PortState::from_u8(self.state_now.load(Ordering::Acquire)) != PortState::Running {
-                ProcessResult::Drop(DropReason::NotRunning)
-            } else {
-                self.process_running(dir, pkt, flow, now)
-            };
+        let res = if self.state() != PortState::Running {
+            ProcessResult::Drop(DropReason::NotRunning)
+        } else {
+            self.process_running(dir, pkt, flow, now)
+        };
         let outcome = match &res {
             ProcessResult::Modified => {
                 bump(&self.stats.modified);

@@ -509,16 +509,14 @@ impl CompiledTransform {
     pub fn apply(&self, pkt: &mut Packet) -> Result<bool, TransformError> {
         match self {
             Self::Patch { patch, push } => {
-                let fast = pkt.apply_patch(patch)?;
-                if !fast {
-                    // The general path for the same changes.
-                    pkt.set_patched_fields(patch)?;
-                    pkt.emit()?;
+                if !pkt.apply_patch(patch)? {
+                    // Declined: the same changes by the general path.
+                    return self.to_transform().apply(pkt).map(|()| false);
                 }
                 if let Some(e) = push {
                     pkt.push_encap(**e, OuterUdpCsum::Zero)?;
                 }
-                Ok(fast)
+                Ok(true)
             }
             Self::General(x) => x.apply(pkt).map(|()| false),
         }

@@ -125,6 +125,26 @@ impl StreamCsum {
     }
 }
 
+/// The change in a sum when covered contents summing to `old` are
+/// replaced by contents summing to `new`: exactly zero when the sums are
+/// equal (not the ones'-complement "negative zero" `x + !x` gives), so an
+/// unchanged field leaves every checksum as it was.
+pub fn change(old: Csum, new: Csum) -> Csum {
+    let mut d = Csum::new();
+    if old.fold() != new.fold() {
+        d.add_sum(new);
+        d.add_u16(!old.fold());
+    }
+    d
+}
+
+/// The sum of one 16-bit word.
+pub fn word(w: u16) -> Csum {
+    let mut c = Csum::new();
+    c.add_u16(w);
+    c
+}
+
 /// Update a stored checksum `old` by a change whose sum difference
 /// (new minus old covered contents) is `delta` (RFC 1624, eq. 3).
 #[inline]

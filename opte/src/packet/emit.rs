@@ -3,7 +3,7 @@
 //! outer Geneve encapsulation. See the theory statement in the parent
 //! module.
 
-use super::checksum::{Csum, StreamCsum, update, update_partial};
+use super::checksum::{Csum, StreamCsum, change, update, update_partial, word};
 use super::error::{EmitError, HeaderKind, ParseError};
 use super::ether::{EtherHdr, ether_type};
 use super::geneve::{self, GeneveHdr};
@@ -387,7 +387,7 @@ impl Packet {
                 let old = read_u16(m, l3_off + 10)?;
                 ip.csum = ip.compute_csum();
                 m.write_at(l3_off + 10, &ip.csum.to_be_bytes())?;
-                inner_delta.add_sum(word_delta(old, ip.csum));
+                inner_delta.add_sum(change(word(old), word(ip.csum)));
                 (ip.pseudo_sum(l4_len), ip.is_fragment())
             }
             Some(L3::Ipv6(ip)) => (ip.pseudo_sum(l4_len), ip.is_fragment()),
@@ -414,7 +414,7 @@ impl Packet {
                     ck = 0xffff;
                 }
                 m.write_at(l4_off + at, &ck.to_be_bytes())?;
-                inner_delta.add_sum(word_delta(old, ck));
+                inner_delta.add_sum(change(word(old), word(ck)));
                 match &mut h.l4 {
                     Some(L4::Tcp(t)) => t.csum = ck,
                     Some(L4::Udp(u)) => u.csum = ck,
@@ -552,17 +552,6 @@ fn read_u16(m: &MsgBlk, off: usize) -> Result<u16, EmitError> {
     let mut b = [0u8; 2];
     m.read_at(off, &mut b)?;
     Ok(u16::from_be_bytes(b))
-}
-
-/// The change in a sum when a 16-bit word at an even offset goes from
-/// `old` to `new`: exactly zero when they are equal.
-fn word_delta(old: u16, new: u16) -> Csum {
-    let mut d = Csum::new();
-    if old != new {
-        d.add_u16(new);
-        d.sub_u16(old);
-    }
-    d
 }
 
 fn out_bytes(buf: &[u8], n: usize) -> &[u8] {

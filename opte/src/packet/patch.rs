@@ -10,14 +10,15 @@
 //! It applies only in the common case: every header it touches lies in
 //! the first block, that block is not shared, the packet has no
 //! encapsulation and quotes no ICMP error. Otherwise
-//! [`Packet::apply_patch`] declines (`Ok(false)`) and the caller uses the
-//! general path ([`Packet::emit`]), which gives the same bytes.
+//! [`Packet::apply_patch`] declines (`Ok(false)`) and the caller makes the
+//! same changes by the general path ([`Packet::emit`]), which gives the
+//! same bytes.
 
 use core::net::IpAddr;
 
 use opte_api::MacAddr;
 
-use super::checksum::{Csum, update};
+use super::checksum::{Csum, change, update, word};
 use super::emit::{Offload, ZeroCsum};
 use super::error::EmitError;
 use super::{L3, L4, Packet};
@@ -33,10 +34,9 @@ pub struct HeaderPatch {
     src_port: Option<u16>,
     dst_port: Option<u16>,
     icmp_id: Option<u16>,
-    /// Change to the IPv4 header checksum's coverage (addresses).
-    ip4_delta: Csum,
-    /// Change to the transport pseudo-header (addresses).
-    pseudo_delta: Csum,
+    /// Change to the addresses: covered by the transport pseudo-header
+    /// and, for IPv4, by the IP header checksum.
+    addr_delta: Csum,
     /// Change to the transport header's own words (ports, echo id).
     l4_delta: Csum,
 }
@@ -73,16 +73,6 @@ fn ip_words(a: IpAddr) -> Csum {
     c
 }
 
-/// The sum change from `old` to `new` words: exactly zero when equal.
-fn change(old: Csum, new: Csum) -> Csum {
-    let mut d = Csum::new();
-    if old.fold() != new.fold() {
-        d.add_sum(new);
-        d.add_u16(!old.fold());
-    }
-    d
-}
-
 impl HeaderPatch {
     /// Compile the changes `to` for the packets of the flow `from`. None
     /// when a change does not fit the flow (an address of the other
@@ -99,11 +89,6 @@ impl HeaderPatch {
         if let Some(a) = to.ip_dst {
             addr_delta.add_sum(change(ip_words(from.dst), ip_words(a)));
         }
-        let word = |w: u16| {
-            let mut c = Csum::new();
-            c.add_u16(w);
-            c
-        };
         let mut l4_delta = Csum::new();
         let echo = matches!(from.proto, 1 | 58);
         if echo {
@@ -126,8 +111,7 @@ impl HeaderPatch {
             src_port: if echo { None } else { to.src_port },
             dst_port: if echo { None } else { to.dst_port },
             icmp_id: if echo { to.icmp_id } else { None },
-            ip4_delta: if from.src.is_ipv4() { addr_delta } else { Csum::new() },
-            pseudo_delta: addr_delta,
+            addr_delta,
             l4_delta,
         })
     }
@@ -232,9 +216,9 @@ impl Packet {
                 None => {}
             }
         }
-        if v4 && !off.nic_fills_ip4 && p.ip4_delta.fold() != 0 {
+        if v4 && !off.nic_fills_ip4 && p.addr_delta.fold() != 0 {
             let old = get16(seg, l3 + 10).unwrap_or(0);
-            ok &= put(seg, l3 + 10, &update(old, p.ip4_delta).to_be_bytes());
+            ok &= put(seg, l3 + 10, &update(old, p.addr_delta).to_be_bytes());
         }
         if let Some(v) = p.src_port {
             ok &= put(seg, l4, &v.to_be_bytes());
@@ -245,7 +229,7 @@ impl Packet {
         if let Some(v) = p.icmp_id {
             ok &= put(seg, l4 + 4, &v.to_be_bytes());
         }
-        let pseudo = if icmp_v4 { Csum::new() } else { p.pseudo_delta };
+        let pseudo = if icmp_v4 { Csum::new() } else { p.addr_delta };
         if pseudo.fold() != 0 || p.l4_delta.fold() != 0 {
             let old = get16(seg, l4 + csum_at).unwrap_or(0);
             let new = off.l4_csum(old, p.l4_delta, pseudo, zero);
@@ -259,60 +243,6 @@ impl Packet {
         // Keep the header values in step with the bytes.
         self.refresh_after_patch(p, v4);
         Ok(true)
-    }
-
-    /// Make the patch's changes to the header values only (no bytes are
-    /// written): the general path, followed by [`Packet::emit`], for a
-    /// packet the fast path declined. Fails, changing nothing, on an
-    /// address of the other family.
-    pub fn set_patched_fields(&mut self, p: &HeaderPatch) -> Result<(), EmitError> {
-        let h = &mut self.hdrs;
-        let family_ok = |a: Option<IpAddr>, v4: bool| a.is_none_or(|a| a.is_ipv4() == v4);
-        match &mut h.l3 {
-            Some(L3::Ipv4(ip)) if family_ok(p.ip_src, true) && family_ok(p.ip_dst, true) => {
-                if let Some(IpAddr::V4(a)) = p.ip_src {
-                    ip.src = a;
-                }
-                if let Some(IpAddr::V4(a)) = p.ip_dst {
-                    ip.dst = a;
-                }
-            }
-            Some(L3::Ipv6(ip)) if family_ok(p.ip_src, false) && family_ok(p.ip_dst, false) => {
-                if let Some(IpAddr::V6(a)) = p.ip_src {
-                    ip.src = a;
-                }
-                if let Some(IpAddr::V6(a)) = p.ip_dst {
-                    ip.dst = a;
-                }
-            }
-            _ if p.ip_src.is_none() && p.ip_dst.is_none() => {}
-            _ => return Err(EmitError::WrongFamily),
-        }
-        if let Some(m) = p.eth_src {
-            h.eth.src = m;
-        }
-        if let Some(m) = p.eth_dst {
-            h.eth.dst = m;
-        }
-        match &mut h.l4 {
-            Some(L4::Tcp(t)) => {
-                t.src_port = p.src_port.unwrap_or(t.src_port);
-                t.dst_port = p.dst_port.unwrap_or(t.dst_port);
-            }
-            Some(L4::Udp(u)) => {
-                u.src_port = p.src_port.unwrap_or(u.src_port);
-                u.dst_port = p.dst_port.unwrap_or(u.dst_port);
-            }
-            Some(L4::Icmpv4(i) | L4::Icmpv6(i)) => {
-                if let Some(id) = p.icmp_id
-                    && (i.is_v4_echo() || i.is_v6_echo())
-                {
-                    i.set_echo_id(id);
-                }
-            }
-            None => {}
-        }
-        Ok(())
     }
 
     fn refresh_after_patch(&mut self, p: &HeaderPatch, v4: bool) {
