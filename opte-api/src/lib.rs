@@ -1,17 +1,23 @@
 //! The control contract shared by the driver, the engine and userland
-//! tools. This first part holds the address types every layer speaks:
-//! MAC addresses, IPv4/IPv6 addresses (the `core::net` types), CIDR
-//! blocks and the 24-bit Geneve virtual network identifier (VNI).
+//! tools: the address types every layer speaks (MAC addresses,
+//! IPv4/IPv6 addresses from `core::net`, CIDR blocks, the 24-bit Geneve
+//! virtual network identifier) and which way a packet travels, each with
+//! serde support so commands can carry them.
 //!
-//! The crate is `no_std` (it is compiled into the kernel module) and
-//! allocation-free.
+//! The crate is `no_std` + `alloc` (it is compiled into the kernel
+//! module).
 #![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
 pub mod cidr;
+pub mod direction;
 pub mod mac;
+mod serde_impls;
 pub mod vni;
 
 pub use cidr::{CidrError, IpCidr, Ipv4Cidr, Ipv6Cidr};
 pub use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+pub use direction::{Direction, DirectionError};
 pub use mac::{MacAddr, MacParseError};
 pub use vni::{Vni, VniError};

@@ -241,6 +241,8 @@ struct Net {
     port: Port,
     trace: Arc<Recorder>,
     pool: Arc<Mutex<BTreeSet<u16>>>,
+    /// The NAT layer's action (the same object as in its rule).
+    nat: Action,
 }
 
 fn layer(name: &'static str, din: DefaultAction, dout: DefaultAction) -> LayerSpec {
@@ -279,16 +281,11 @@ fn net_with(uft_limit: u32, ports: &[u16]) -> Net {
             .with(Predicate::Ipv4Dst(Ipv4Match::Prefix(outside))),
     )
     .unwrap();
-    port.add_rule(
-        "nat",
-        Direction::Out,
-        RuleSpec::new(10, Action::Stateful(Arc::new(Snat { ip: NAT_IP, pool: pool.clone() })))
-            .with(Predicate::Ipv4Dst(Ipv4Match::Prefix(outside))),
-    )
-    .unwrap();
+    let nat = Action::Stateful(Arc::new(Snat { ip: NAT_IP, pool: pool.clone() }));
+    port.add_rule("nat", Direction::Out, nat_spec(nat.clone())).unwrap();
     port.start().unwrap();
     trace.take();
-    Net { port, trace, pool }
+    Net { port, trace, pool, nat }
 }
 
 fn net() -> Net {
@@ -643,6 +640,62 @@ fn a_soft_update_keeps_valid_state_and_a_replace_does_not() {
     assert_eq!(n.pool.lock().unwrap().len(), 2, "exactly one port held");
     drop((n, p));
     k.assert_clean();
+}
+
+#[test]
+fn update_rules_keeps_flows_of_unchanged_rules_and_rechecks_the_rest() {
+    let k = fakekernel::scope();
+    let n = net();
+    let nat_rule = n.port.dump_layer("nat").unwrap().rules_out[0].0;
+    let b = udp(GUEST, 5000, REMOTE, 53);
+    let (_, p) = send(&n, Direction::Out, &b, 1);
+    let Some(L4::Udp(u)) = p.headers().l4 else { panic!() };
+    let nat_port = u.src_port;
+    drop(p);
+    // The same NAT rule (same action object) plus a new one: the NAT rule
+    // keeps its id, and the flow its port.
+    let same = nat_spec(n.nat.clone());
+    let ids = n
+        .port
+        .update_rules(
+            "nat",
+            Direction::Out,
+            vec![same.clone(), RuleSpec::new(50, Action::Deny).with(Predicate::IpProto(47))],
+        )
+        .unwrap();
+    assert_eq!(ids[0], nat_rule, "an unchanged rule keeps its id");
+    assert_ne!(ids[1], nat_rule);
+    let (r, p) = send(&n, Direction::Out, &b, 2);
+    assert_modified(&r);
+    let Some(L4::Udp(u)) = p.headers().l4 else { panic!() };
+    assert_eq!(u.src_port, nat_port, "the flow kept its NAT port");
+    drop(p);
+    assert!(n.trace.take().iter().any(|s| s == "nat: lft Stateful"));
+    // Dropping the NAT rule: the flow is re-checked, loses its decision,
+    // and its port returns to the pool.
+    n.port.update_rules("nat", Direction::Out, vec![]).unwrap();
+    let (r, p) = send(&n, Direction::Out, &b, 3);
+    assert_modified(&r);
+    let Some(L4::Udp(u)) = p.headers().l4 else { panic!() };
+    assert_eq!(u.src_port, 5000, "no NAT any more");
+    drop(p);
+    // The reply half of the withdrawn pair still holds the port until the
+    // next expiry pass, which removes withdrawn decisions at once.
+    assert_eq!(n.pool.lock().unwrap().len(), 2);
+    n.port.expire(Moment(4));
+    assert_eq!(n.pool.lock().unwrap().len(), 3, "the port went back");
+    // A malformed rule is refused and changes nothing.
+    let bad = RuleSpec::new(1, Action::Deny).with(Predicate::Any(vec![]));
+    assert!(n.port.update_rules("nat", Direction::Out, vec![same, bad]).is_err());
+    assert!(n.port.dump_layer("nat").unwrap().rules_out.is_empty());
+    drop(n);
+    k.assert_clean();
+}
+
+/// The toy network's NAT rule with this action.
+fn nat_spec(nat: Action) -> RuleSpec {
+    let outside: Ipv4Cidr = "198.51.100.0/24".parse().unwrap();
+    RuleSpec::new(10, nat).with(Predicate::Ipv4Dst(Ipv4Match::Prefix(outside)))
 }
 
 #[test]

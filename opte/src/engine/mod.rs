@@ -20,24 +20,9 @@ pub mod transform;
 
 pub use flow::FlowId;
 
-/// Which way a packet travels through a port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Direction {
-    /// From the network towards the guest.
-    In,
-    /// From the guest towards the network.
-    Out,
-}
-
-impl Direction {
-    /// The other direction.
-    pub const fn reverse(self) -> Self {
-        match self {
-            Self::In => Self::Out,
-            Self::Out => Self::In,
-        }
-    }
-}
+/// Which way a packet travels through a port (defined in `opte-api`,
+/// since commands name directions too).
+pub use opte_api::Direction;
 
 /// A point in time in nanoseconds on a monotonic clock (`gethrtime()` in
 /// the kernel). The engine never reads a clock itself: callers pass the

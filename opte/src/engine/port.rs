@@ -455,6 +455,39 @@ impl Port {
         Ok(ids)
     }
 
+    /// Replace every rule of a layer direction softly: a rule that is the
+    /// same as a current one ([`RuleSpec::same_as`]) keeps its id, so the
+    /// flows it decided keep their state (their NAT port, their firewall
+    /// pass); flows decided by rules that went are re-checked by their
+    /// next packet. This is how a network reconfigures a layer without
+    /// throwing away flows that are still valid. All rules are checked
+    /// before anything changes.
+    pub fn update_rules(
+        &self,
+        layer: &str,
+        dir: Direction,
+        specs: Vec<RuleSpec>,
+    ) -> Result<Vec<RuleId>, PortError> {
+        let l = self.layer(layer)?;
+        let mut rules = l.rules.write();
+        let ids = rules
+            .table_mut(dir)
+            .update(specs, || RuleId(self.next_rule.fetch_add(1, Ordering::Relaxed)))
+            .map_err(PortError::Rule)?;
+        rules.generation += 1;
+        drop(rules);
+        self.bump_epoch();
+        Ok(ids)
+    }
+
+    /// Make every unified flow table entry stale without changing any
+    /// rule: each flow's next packet walks the layers again (keeping its
+    /// layers' state). For state the layers read from outside the port,
+    /// such as a network's address mappings shared by all its ports.
+    pub fn invalidate_uft(&self) {
+        self.bump_epoch();
+    }
+
     /// Port counters.
     pub fn stats(&self) -> PortStatsSnapshot {
         self.stats.snapshot()
@@ -1106,15 +1139,19 @@ impl Port {
 
     /// Remove every flow idle past its class's timeout (a UFT entry's last
     /// hit is read from the entry; an LFT entry with live UFT children,
-    /// and a TCP connection a UFT entry shares, do not expire). Returns
-    /// how many entries went.
+    /// and a TCP connection a UFT entry shares, do not expire), and every
+    /// entry of a withdrawn decision (an LFT pair whose re-check refused
+    /// it, and UFT entries built from it), releasing their resources.
+    /// Returns how many entries went.
     pub fn expire(&self, now: Moment) -> usize {
         let policy = self.expiry;
         let mut n = 0;
         for (dir, name) in [(Direction::In, "uft_in"), (Direction::Out, "uft_out")] {
             n += self.uft(dir).write().retain(|id, e| {
                 let last = Moment(e.value.last_hit.load(Ordering::Relaxed)).max(e.last_hit());
-                let keep = now.since(last) < policy.timeout_ns(e.value.expiry_class());
+                // An entry built from a withdrawn decision is dead weight.
+                let keep = now.since(last) < policy.timeout_ns(e.value.expiry_class())
+                    && !e.value.children.iter().any(LftChild::revoked);
                 if !keep {
                     trace!(self, TraceEvent::FlowExpired { table: name, flow: *id });
                 }
@@ -1124,8 +1161,11 @@ impl Port {
         for l in &self.layers {
             for dir in [Direction::In, Direction::Out] {
                 n += l.lft(dir).lock().retain(|id, e| {
-                    let keep = e.value.has_children()
-                        || now.since(e.last_hit()) < policy.timeout_ns(e.value.expiry_class());
+                    // A withdrawn decision (its pair's other half was
+                    // re-checked and refused) goes now, with its resource.
+                    let keep = !e.value.token.revoked()
+                        && (e.value.has_children()
+                            || now.since(e.last_hit()) < policy.timeout_ns(e.value.expiry_class()));
                     if !keep {
                         trace!(self, TraceEvent::FlowExpired { table: l.name, flow: *id });
                     }

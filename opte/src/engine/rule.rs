@@ -41,6 +41,14 @@ impl RuleSpec {
         Self { priority, predicates: Vec::new(), action }
     }
 
+    /// The same rule: equal priority and predicates, and the same action
+    /// (the same object for trait actions).
+    pub fn same_as(&self, other: &RuleSpec) -> bool {
+        self.priority == other.priority
+            && self.predicates == other.predicates
+            && self.action.same_as(&other.action)
+    }
+
     /// Add a predicate (builder style).
     pub fn with(mut self, p: Predicate) -> Self {
         self.predicates.push(p);
@@ -130,6 +138,35 @@ impl RuleTable {
     pub fn remove(&mut self, id: RuleId) -> Result<RuleSpec, RuleError> {
         let at = self.rules.iter().position(|r| r.id == id).ok_or(RuleError::NoSuchRule(id))?;
         Ok(self.rules.remove(at).spec)
+    }
+
+    /// Replace the whole table with `specs`, keeping the id (and hit
+    /// count) of every current rule whose spec is the same as a new one
+    /// ([`RuleSpec::same_as`]); new rules get ids from `next_id`. All
+    /// specs are checked first: on an error the table is unchanged.
+    pub fn update(
+        &mut self,
+        specs: Vec<RuleSpec>,
+        mut next_id: impl FnMut() -> RuleId,
+    ) -> Result<Vec<RuleId>, RuleError> {
+        if specs.len() > MAX_RULES {
+            return Err(RuleError::TooManyRules);
+        }
+        for s in &specs {
+            Self::validate(s)?;
+        }
+        let mut old = core::mem::take(&mut self.rules);
+        let mut ids = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let rule = match old.iter().position(|r| r.spec.same_as(&spec)) {
+                Some(at) => old.swap_remove(at),
+                None => Rule { id: next_id(), spec, hits: AtomicU64::new(0) },
+            };
+            ids.push(rule.id);
+            self.rules.push(rule);
+        }
+        self.rules.sort_by_key(Rule::sort_key);
+        Ok(ids)
     }
 
     /// The first rule that matches, counting the hit.
