@@ -35,7 +35,12 @@ impl fmt::Display for SetMac {
 }
 
 impl StaticAction for SetMac {
-    fn gen_ht(&self, dir: Direction, _: &FlowId, _: &Meta) -> Result<HdrTransform, ActionError> {
+    fn gen_ht(
+        &self,
+        dir: Direction,
+        _: &FlowId,
+        _: &mut Meta,
+    ) -> Result<HdrTransform, ActionError> {
         let m = match dir {
             Direction::Out => EtherMod { dst: Some(self.0), src: None },
             Direction::In => EtherMod { src: Some(self.0), dst: None },
@@ -110,7 +115,12 @@ impl fmt::Display for Overlay {
 }
 
 impl StaticAction for Overlay {
-    fn gen_ht(&self, dir: Direction, _: &FlowId, _: &Meta) -> Result<HdrTransform, ActionError> {
+    fn gen_ht(
+        &self,
+        dir: Direction,
+        _: &FlowId,
+        _: &mut Meta,
+    ) -> Result<HdrTransform, ActionError> {
         Ok(HdrTransform {
             outer: match dir {
                 Direction::Out => OuterOp::Push(Arc::clone(&self.0)),

@@ -153,7 +153,12 @@ impl fmt::Display for ToRouter {
 }
 
 impl StaticAction for ToRouter {
-    fn gen_ht(&self, dir: Direction, _: &FlowId, _: &Meta) -> Result<HdrTransform, ActionError> {
+    fn gen_ht(
+        &self,
+        dir: Direction,
+        _: &FlowId,
+        _: &mut Meta,
+    ) -> Result<HdrTransform, ActionError> {
         Ok(match dir {
             Direction::Out => HdrTransform {
                 inner_eth: EtherMod { dst: Some(ROUTER_MAC), src: None },

@@ -310,6 +310,20 @@ fn icmp_type_and_code_by_family() {
     assert!(!eval(&too_big, &P::IcmpType(2)));
     assert!(!eval(&too_big, &P::IcmpCode(0)));
 
+    // Code ranges.
+    assert!(eval(&unreach, &P::IcmpCodes { lo: 0, hi: 3 }));
+    assert!(eval(&unreach, &P::IcmpCodes { lo: 3, hi: 3 }));
+    assert!(!eval(&unreach, &P::IcmpCodes { lo: 4, hi: 15 }));
+    assert!(!eval(&unreach, &P::Icmpv6Codes { lo: 0, hi: 255 }));
+    assert!(eval(&too_big, &P::Icmpv6Codes { lo: 0, hi: 1 }));
+    assert!(!eval(&too_big, &P::Icmpv6Codes { lo: 1, hi: 1 }));
+    assert!(!eval(&too_big, &P::IcmpCodes { lo: 0, hi: 255 }));
+    assert_eq!(
+        P::IcmpCodes { lo: 5, hi: 4 }.validate(),
+        Err(PredicateError::EmptyCodeRange { lo: 5, hi: 4 })
+    );
+    assert_eq!(P::Icmpv6Codes { lo: 0, hi: 3 }.to_string(), "icmp6.code=0-3");
+
     assert!(eval(&icmp6_echo().bytes(), &P::Icmpv6Type(129)));
     assert!(eval(&ndp_ns().bytes(), &P::Icmpv6Type(135)));
     assert!(!eval(&ndp_ns().bytes(), &P::Icmpv6Type(136)));
@@ -850,6 +864,31 @@ fn dhcp_inside_geneve() {
     assert!(eval_msg(&m, true, &Meta::new(), &disc));
     assert!(!eval_msg(&m, true, &Meta::new(), &is_dhcp(dhcp_msg_type::REQUEST)));
     drop(m);
+    k.assert_clean();
+}
+
+/// The outer Geneve VNI and the Oxide external tag, seen only on the
+/// underlay.
+#[test]
+fn geneve_vni_and_external_tag() {
+    let k = fakekernel::scope();
+    let mut fb = frame(L3::Ipv4(ipv4(GUEST_V4, REMOTE_V4)), Some(L4::Udp(udp(1, 2))));
+    let plain = fb.to_bytes(b"x");
+    fb.outer = Some(encap(77, GeneveOptions::default()));
+    let internal = fb.to_bytes(b"x");
+    fb.outer = Some(encap(99, GeneveOptions { external: true, ..GeneveOptions::default() }));
+    let external = fb.to_bytes(b"x");
+    let m = |b: &[u8]| msg(b, 0);
+    let vni = |v| P::GeneveVni(opte_api::Vni::new(v).unwrap());
+    assert!(eval_msg(&m(&internal), true, &Meta::new(), &vni(77)));
+    assert!(!eval_msg(&m(&internal), true, &Meta::new(), &vni(99)));
+    assert!(!eval_msg(&m(&internal), true, &Meta::new(), &P::GeneveExternal));
+    assert!(eval_msg(&m(&external), true, &Meta::new(), &vni(99)));
+    assert!(eval_msg(&m(&external), true, &Meta::new(), &P::GeneveExternal));
+    assert!(!eval(&plain, &vni(0)));
+    assert!(!eval(&plain, &P::GeneveExternal));
+    assert!(eval(&plain, &P::Not(Box::new(P::GeneveExternal))));
+    assert_eq!(vni(77).to_string(), "geneve.vni=77");
     k.assert_clean();
 }
 

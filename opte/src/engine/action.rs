@@ -59,12 +59,15 @@ impl fmt::Display for ActionError {
 
 /// A stateless header transformation.
 pub trait StaticAction: Send + Sync + fmt::Display {
-    /// The transformation for a packet of `flow` travelling `dir`.
+    /// The transformation for a packet of `flow` travelling `dir`. It may
+    /// also record what it decided in `meta` for later layers (the
+    /// overlay notes which VNI a packet came from as it removes the
+    /// encapsulation).
     fn gen_ht(
         &self,
         dir: Direction,
         flow: &FlowId,
-        meta: &Meta,
+        meta: &mut Meta,
     ) -> Result<HdrTransform, ActionError>;
 }
 

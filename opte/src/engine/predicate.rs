@@ -73,7 +73,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
 
-use opte_api::{Ipv4Cidr, Ipv6Cidr, MacAddr};
+use opte_api::{Ipv4Cidr, Ipv6Cidr, MacAddr, Vni};
 
 use super::Direction;
 use super::meta::{Meta, MetaValue};
@@ -359,10 +359,21 @@ pub enum Predicate {
     IcmpType(u8),
     /// The ICMPv4 code (false unless the packet is ICMPv4).
     IcmpCode(u8),
+    /// The ICMPv4 code is within `lo..=hi` (false unless ICMPv4).
+    IcmpCodes { lo: u8, hi: u8 },
     /// The ICMPv6 type (false unless the packet is ICMPv6).
     Icmpv6Type(u8),
     /// The ICMPv6 code (false unless the packet is ICMPv6).
     Icmpv6Code(u8),
+    /// The ICMPv6 code is within `lo..=hi` (false unless ICMPv6).
+    Icmpv6Codes { lo: u8, hi: u8 },
+    /// The Geneve VNI of the outer encapsulation (false for a packet
+    /// without one). Only the layers before the one that removes the
+    /// encapsulation see it.
+    GeneveVni(Vni),
+    /// The outer Geneve header carries the Oxide `external` option
+    /// (traffic from or to the internet through a boundary).
+    GeneveExternal,
     /// Metadata `key` is set and equal to `value` (same variant, same
     /// value).
     Meta { key: String, value: MetaValue },
@@ -399,6 +410,8 @@ pub enum PredicateError {
     EmptyAll,
     /// A port range whose low end is above its high end.
     EmptyPortRange { lo: u16, hi: u16 },
+    /// An ICMP code range whose low end is above its high end.
+    EmptyCodeRange { lo: u8, hi: u8 },
 }
 
 impl fmt::Display for PredicateError {
@@ -410,6 +423,9 @@ impl fmt::Display for PredicateError {
             Self::EmptyAll => f.write_str("all() of no predicates; use a rule without predicates"),
             Self::EmptyPortRange { lo, hi } => {
                 write!(f, "port range {lo}-{hi} is empty (low end above high end)")
+            }
+            Self::EmptyCodeRange { lo, hi } => {
+                write!(f, "ICMP code range {lo}-{hi} is empty (low end above high end)")
             }
         }
     }
@@ -442,6 +458,9 @@ impl Predicate {
                 if lo > hi =>
             {
                 Err(PredicateError::EmptyPortRange { lo: *lo, hi: *hi })
+            }
+            Self::IcmpCodes { lo, hi } | Self::Icmpv6Codes { lo, hi } if lo > hi => {
+                Err(PredicateError::EmptyCodeRange { lo: *lo, hi: *hi })
             }
             Self::Not(p) => p.check(depth + 1, nodes),
             Self::Any(ps) | Self::All(ps) => {
@@ -501,6 +520,14 @@ impl Predicate {
             Self::IcmpCode(c) => matches!(&h.l4, Some(L4::Icmpv4(i)) if i.code == *c),
             Self::Icmpv6Type(t) => matches!(&h.l4, Some(L4::Icmpv6(i)) if i.ty == *t),
             Self::Icmpv6Code(c) => matches!(&h.l4, Some(L4::Icmpv6(i)) if i.code == *c),
+            Self::IcmpCodes { lo, hi } => {
+                matches!(&h.l4, Some(L4::Icmpv4(i)) if *lo <= i.code && i.code <= *hi)
+            }
+            Self::Icmpv6Codes { lo, hi } => {
+                matches!(&h.l4, Some(L4::Icmpv6(i)) if *lo <= i.code && i.code <= *hi)
+            }
+            Self::GeneveVni(v) => matches!(&h.outer, Some(e) if e.geneve.vni == *v),
+            Self::GeneveExternal => matches!(&h.outer, Some(e) if e.geneve.options.external),
             Self::Meta { key, value } => ctx.meta.get(key) == Some(value),
             Self::Not(p) => !p.eval(ctx, depth + 1)?,
             Self::Any(ps) => {
@@ -556,6 +583,10 @@ impl Predicate {
             Self::IcmpCode(c) => write!(f, "icmp.code={c}"),
             Self::Icmpv6Type(t) => write!(f, "icmp6.type={t}"),
             Self::Icmpv6Code(c) => write!(f, "icmp6.code={c}"),
+            Self::IcmpCodes { lo, hi } => write!(f, "icmp.code={lo}-{hi}"),
+            Self::Icmpv6Codes { lo, hi } => write!(f, "icmp6.code={lo}-{hi}"),
+            Self::GeneveVni(v) => write!(f, "geneve.vni={v}"),
+            Self::GeneveExternal => f.write_str("geneve.external"),
             Self::Meta { key, value } => {
                 write!(f, "meta.{}=", key.escape_debug())?;
                 match value {
