@@ -454,7 +454,7 @@ fn an_exhausted_pool_is_a_counted_drop() {
         ),
         "{r:?}"
     );
-    assert_eq!(n.port.stats().drop_action, 1);
+    assert_eq!((n.port.stats().drop_exhausted, n.port.stats().drop_action), (1, 0));
     drop(n);
     k.assert_clean();
 }

@@ -346,6 +346,20 @@ pub struct V2bMapping {
     pub boundaries: Vec<TunnelEndpoint>,
 }
 
+/// Everything needed to recreate a port: `opteadm dump-port` prints it
+/// as JSON, and `opte-sim` builds ports from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSpec {
+    /// The port's name (`xde0`).
+    pub name: String,
+    pub cfg: VpcCfg,
+    /// Firewall rules in the order they were given.
+    #[serde(default)]
+    pub fw_rules: Vec<FirewallRule>,
+    #[serde(default)]
+    pub routes: Vec<RouterEntry>,
+}
+
 /// Why a configuration was refused. Each names the offending value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CfgError {

@@ -95,7 +95,11 @@ counters!(
         drop_denied_default,
         /// Drops: a flow table was full.
         drop_table_full,
-        /// Drops: an action failed (resource exhausted, ...).
+        /// Drops: an action's resource pool was exhausted (no NAT port
+        /// left).
+        drop_exhausted,
+        /// Drops: any other action failure (not applicable, metadata
+        /// full, a reply that could not be built).
         drop_action,
         /// Drops: a packet hook dropped it.
         drop_handled,
@@ -147,6 +151,7 @@ impl PortStats {
             DropReason::Denied { rule: Some(_), .. } => &self.drop_denied_rule,
             DropReason::Denied { rule: None, .. } => &self.drop_denied_default,
             DropReason::TableFull { .. } => &self.drop_table_full,
+            DropReason::Action { error: ActionError::Exhausted(_), .. } => &self.drop_exhausted,
             DropReason::Action { .. } => &self.drop_action,
             DropReason::Handled { .. } => &self.drop_handled,
             DropReason::Transform(_) => &self.drop_transform,

@@ -37,8 +37,8 @@ use opte_api::IpCidr;
 use super::network::VpcNetwork;
 use super::{RuleSet, firewall, gateway, layer_names, nat, overlay, router};
 use crate::api::{
-    AttachedSubnet, CfgError, ExternalIps, FirewallRule, Peering, RouterEntry, TransitCidr, VpcCfg,
-    limits,
+    AttachedSubnet, CfgError, ExternalIps, FirewallRule, Peering, PortSpec, RouterEntry,
+    TransitCidr, VpcCfg, limits,
 };
 
 /// Flow table sizes of one port.
@@ -193,6 +193,33 @@ impl VpcPort {
     /// The routes.
     pub fn routes(&self) -> Vec<RouterEntry> {
         self.ctl.lock().routes.clone()
+    }
+
+    /// Everything needed to recreate this port (see [`PortSpec`]).
+    pub fn spec(&self) -> PortSpec {
+        let ctl = self.ctl.lock();
+        PortSpec {
+            name: String::from(self.port.name()),
+            cfg: ctl.cfg.clone(),
+            fw_rules: ctl.fw.iter().map(|(_, r)| r.clone()).collect(),
+            routes: ctl.routes.clone(),
+        }
+    }
+
+    /// Build a running port from a spec: its configuration, then its
+    /// firewall rules and routes.
+    pub fn from_spec(
+        spec: &PortSpec,
+        net: Arc<VpcNetwork>,
+        limits: PortLimits,
+        tracer: Option<Arc<dyn Tracer>>,
+    ) -> Result<Arc<Self>, VpcError> {
+        let p = Self::new(&spec.name, spec.cfg.clone(), net, limits, tracer)?;
+        p.set_fw_rules(spec.fw_rules.clone())?;
+        for r in &spec.routes {
+            p.add_route(*r)?;
+        }
+        Ok(p)
     }
 
     /// Build every layer's rules for the control state.
