@@ -151,7 +151,7 @@ pub fn encap() -> Encap {
 }
 
 fn layer(name: &'static str, din: DefaultAction, dout: DefaultAction) -> LayerSpec {
-    LayerSpec { name, default_in: din, default_out: dout, lft_limit: 1 << 20 }
+    LayerSpec { name, default_in: din, default_out: dout, lft_limit: 1 << 20, keep_flows: false }
 }
 
 /// The five-layer port, running.

@@ -53,6 +53,11 @@ macro_rules! cidr_type {
                 Ok(Self { addr, len })
             }
 
+            /// The block holding exactly `addr` (a /32 or /128).
+            pub const fn host(addr: $addr) -> Self {
+                Self { addr, len: Self::BITS }
+            }
+
             /// The network mask for a prefix length (at most `BITS`).
             const fn mask(len: u8) -> $int {
                 if len == 0 { 0 } else { <$int>::MAX << (Self::BITS - len) }
@@ -115,6 +120,14 @@ pub enum IpCidr {
 }
 
 impl IpCidr {
+    /// The block holding exactly `ip` (a /32 or /128).
+    pub const fn from_host(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(a) => Self::V4(Ipv4Cidr::host(a)),
+            IpAddr::V6(a) => Self::V6(Ipv6Cidr::host(a)),
+        }
+    }
+
     /// True when `ip` is of this block's family and inside it.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self, ip) {
@@ -169,6 +182,7 @@ mod tests {
         assert!(all.contains(Ipv4Addr::new(255, 1, 2, 3)));
         let host: Ipv4Cidr = "10.0.0.5/32".parse().unwrap();
         assert!(host.contains(Ipv4Addr::new(10, 0, 0, 5)));
+        assert_eq!(IpCidr::from_host(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5))), IpCidr::V4(host));
         assert!(c.overlaps(&host) && host.overlaps(&c));
     }
 

@@ -251,7 +251,7 @@ struct Net {
 }
 
 fn layer(name: &'static str, din: DefaultAction, dout: DefaultAction) -> LayerSpec {
-    LayerSpec { name, default_in: din, default_out: dout, lft_limit: 64 }
+    LayerSpec { name, default_in: din, default_out: dout, lft_limit: 64, keep_flows: false }
 }
 
 fn net_with(uft_limit: u32, ports: &[u16]) -> Net {
@@ -703,6 +703,106 @@ fn nat_spec(nat: Action) -> RuleSpec {
     RuleSpec::new(10, nat).with(Predicate::Ipv4Dst(Ipv4Match::Prefix(outside)))
 }
 
+/// A layer built with `keep_flows` keeps its established flows when the
+/// rule that allowed them goes (a firewall); one without re-checks them.
+#[test]
+fn keep_flows_layers_keep_established_flows_across_soft_changes() {
+    let k = fakekernel::scope();
+    for keep in [true, false] {
+        let cfg = PortConfig {
+            name: "fw0".to_string(),
+            layers: vec![LayerSpec {
+                name: "firewall",
+                default_in: DefaultAction::Deny,
+                default_out: DefaultAction::StatefulAllow,
+                lft_limit: 64,
+                keep_flows: keep,
+            }],
+            uft_limit: 64,
+            tcp_limit: 64,
+            expiry: ExpiryPolicy::default(),
+        };
+        let port = Port::new(cfg, None);
+        port.start().unwrap();
+        let allow = port
+            .add_rule(
+                "firewall",
+                Direction::In,
+                RuleSpec::new(10, Action::StatefulAllow).with(Predicate::IpProto(17)),
+            )
+            .unwrap();
+        let b = udp(REMOTE, 4000, GUEST, 53);
+        let mut p = packet(&b);
+        assert_modified(&port.process(Direction::In, &mut p, Moment(1)));
+        drop(p);
+        port.remove_rule("firewall", Direction::In, allow).unwrap();
+        let mut p = packet(&b);
+        let r = port.process(Direction::In, &mut p, Moment(2));
+        drop(p);
+        if keep {
+            assert_modified(&r);
+        } else {
+            assert!(
+                matches!(r, ProcessResult::Drop(DropReason::Denied { rule: None, .. })),
+                "{r:?}"
+            );
+        }
+        // A new flow meets the new rules either way.
+        let mut p = packet(&udp(REMOTE, 4001, GUEST, 53));
+        let r = port.process(Direction::In, &mut p, Moment(3));
+        assert!(matches!(r, ProcessResult::Drop(_)), "{r:?}");
+        drop((p, port));
+    }
+    k.assert_clean();
+}
+
+/// `explain` shows each layer's decision and the verdict, and changes no
+/// flow state, counter or resource.
+#[test]
+fn explain_walks_the_layers_without_changing_anything() {
+    use opte::engine::explain::ExplainVerdict;
+    let k = fakekernel::scope();
+    let n = net();
+    let before = (n.port.stats(), n.port.table_usage(), n.pool.lock().unwrap().len());
+    let mut p = packet(&udp(GUEST, 5000, REMOTE, 53));
+    let ex = n.port.explain(Direction::Out, &mut p);
+    drop(p);
+    assert!(!ex.uft_hit);
+    let layers: Vec<_> = ex.steps.iter().map(|s| (s.layer, s.decision)).collect();
+    assert_eq!(layers[0], ("gateway", Decision::Default));
+    assert_eq!(layers[1], ("firewall", Decision::Default));
+    assert!(matches!(layers[2], ("router", Decision::Rule(_))));
+    assert!(matches!(layers[3], ("nat", Decision::Rule(_))));
+    assert!(ex.steps[3].action.starts_with("stateful("), "{}", ex.steps[3].action);
+    let ExplainVerdict::Pass(xf) = &ex.verdict else { panic!("{:?}", ex.verdict) };
+    assert_eq!(xf.inner_ip, Some(IpMod::V4 { src: Some(NAT_IP), dst: None }));
+    assert_eq!((n.port.stats(), n.port.table_usage(), n.pool.lock().unwrap().len()), before);
+    assert!(n.trace.take().is_empty(), "explain is not traced as traffic");
+
+    // A hairpin and a denial.
+    let mut p = packet(&icmp_echo(GUEST, GW, 7));
+    assert!(matches!(n.port.explain(Direction::Out, &mut p).verdict, ExplainVerdict::Hairpin(_)));
+    drop(p);
+    let mut p = packet(&udp(REMOTE, 53, GUEST, 5000));
+    let ex = n.port.explain(Direction::In, &mut p);
+    drop(p);
+    assert_eq!(
+        ex.verdict,
+        ExplainVerdict::Drop(DropReason::Denied { layer: "firewall", rule: None })
+    );
+    assert_eq!(ex.steps.last().map(|s| s.layer), Some("firewall"), "inbound runs in reverse");
+
+    // Once the flow is cached, explain says so.
+    let (r, p) = send(&n, Direction::Out, &udp(GUEST, 5000, REMOTE, 53), 1);
+    assert_modified(&r);
+    drop(p);
+    let mut p = packet(&udp(GUEST, 5000, REMOTE, 53));
+    let ex = n.port.explain(Direction::Out, &mut p);
+    assert!(ex.uft_hit && ex.steps.is_empty());
+    drop((p, n));
+    k.assert_clean();
+}
+
 #[test]
 fn a_full_uft_is_a_counted_drop_until_pressure_is_relieved() {
     let k = fakekernel::scope();
@@ -903,6 +1003,7 @@ fn firewall_only(lft_limit: u32) -> Port {
             default_in: DefaultAction::Deny,
             default_out: DefaultAction::StatefulAllow,
             lft_limit,
+            keep_flows: false,
         }],
         uft_limit: 64,
         tcp_limit: 64,

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 /// Crates that are compiled into the illumos kernel module: they must
 /// build for the kernel target with only `core` and `alloc`.
-const KERNEL_CRATES: &[&str] = &["illumos-sys-hdrs", "opte-api", "opte"];
+const KERNEL_CRATES: &[&str] = &["illumos-sys-hdrs", "opte-api", "opte", "oxide-vpc"];
 
 /// The kernel target spec, relative to the workspace root.
 const KERNEL_TARGET_SPEC: &str = "targets/x86_64-unknown-illumos-kernel.json";

@@ -61,6 +61,22 @@ impl FlowId {
         }
     }
 
+    /// A hash of the flow that is the same on every host and every run
+    /// (FNV-1a over protocol, addresses and ports): for choices that must
+    /// be stable per flow and spread over flows, such as the Geneve UDP
+    /// source port (ECMP entropy), a boundary endpoint or a floating IP.
+    /// Not for hash tables (peers choose parts of it).
+    pub fn stable_hash(&self) -> u32 {
+        const OFFSET: u32 = 0x811c_9dc5;
+        const PRIME: u32 = 0x0100_0193;
+        let mut h = OFFSET;
+        let mut eat = |b: u8| h = (h ^ u32::from(b)).wrapping_mul(PRIME);
+        eat(self.proto);
+        self.src.iter().chain(self.dst.iter()).for_each(|b| eat(*b));
+        self.src_port.to_be_bytes().iter().chain(self.dst_port.to_be_bytes().iter()).for_each(|b| eat(*b));
+        h
+    }
+
     /// The source address.
     pub fn src_ip(&self) -> IpAddr {
         ip_of(self.v6, self.src)

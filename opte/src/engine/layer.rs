@@ -21,7 +21,8 @@
 //! removed) bumps the layer's generation: LFT entries decided under an
 //! older generation are re-checked against the rules the next time a
 //! packet needs them, and kept (with their state: the NAT port, the
-//! firewall pass) when the rules still give the same action. A *hard*
+//! firewall pass) when the rules still give the same action; a layer
+//! built with [`LayerSpec::keep_flows`] keeps them without a re-check. A *hard*
 //! change (the whole rule set replaced) clears the layer's LFTs, so every
 //! flow is decided afresh.
 //!
@@ -173,6 +174,13 @@ pub struct LayerSpec {
     pub default_out: DefaultAction,
     /// Entries per direction in the layer flow table.
     pub lft_limit: u32,
+    /// On a soft rule change, keep the layer's remembered decisions as
+    /// they are until their flows end (true: a firewall, where adding or
+    /// removing one rule must not disturb established flows), instead of
+    /// re-checking each against the new rules (false: a NAT, whose flows
+    /// must leave an address that is no longer configured). A hard change
+    /// clears them either way.
+    pub keep_flows: bool,
 }
 
 /// The rules of a layer, under its read/write lock.
@@ -214,6 +222,8 @@ impl LayerRules {
 /// One stage of a port's pipeline.
 pub struct Layer {
     pub name: &'static str,
+    /// See [`LayerSpec::keep_flows`].
+    pub keep_flows: bool,
     pub rules: KRwLock<LayerRules>,
     pub lft_in: KMutex<FlowTable<LftEntry>>,
     pub lft_out: KMutex<FlowTable<LftEntry>>,
@@ -225,6 +235,7 @@ impl Layer {
     pub fn new(spec: &LayerSpec) -> Self {
         Self {
             name: spec.name,
+            keep_flows: spec.keep_flows,
             rules: KRwLock::new(LayerRules {
                 rules_in: RuleTable::new(),
                 rules_out: RuleTable::new(),

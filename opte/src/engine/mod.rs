@@ -6,6 +6,7 @@
 //! ([`Moment`]), and the key of every flow table ([`FlowId`]).
 
 pub mod action;
+pub mod explain;
 pub mod flow;
 pub mod flow_table;
 pub mod layer;

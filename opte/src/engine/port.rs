@@ -558,6 +558,26 @@ impl Port {
             .collect()
     }
 
+    /// The transformation of a current (not stale) UFT entry for `f`.
+    pub(super) fn uft_current(&self, dir: Direction, f: &FlowId) -> Option<HdrTransform> {
+        let uft = self.uft(dir).read();
+        let e = &uft.get(f)?.value;
+        let fresh = e.epoch == self.epoch.load(Ordering::Acquire)
+            && !e.children.iter().any(LftChild::revoked);
+        fresh.then(|| e.xform.to_transform())
+    }
+
+    /// The layers in the order a packet travelling `dir` visits them.
+    pub(super) fn layers_in_order(&self, dir: Direction) -> impl Iterator<Item = &Layer> {
+        let n = self.layers.len();
+        (0..n).filter_map(move |i| {
+            self.layers.get(match dir {
+                Direction::Out => i,
+                Direction::In => n - 1 - i,
+            })
+        })
+    }
+
     /// The TCP flows and their states.
     pub fn dump_tcp(&self) -> Vec<(FlowId, TcpState)> {
         self.tcp.lock().iter().map(|(id, e)| (*id, e.value.0.state.lock().state())).collect()
@@ -1064,7 +1084,7 @@ impl Port {
         let entry = &mut e.value;
         let mut keep = !entry.token.revoked();
         if keep && entry.generation != rules.generation {
-            if entry.origin == dir {
+            if entry.origin == dir && !layer.keep_flows {
                 // Would the rules still decide this flow the same way?
                 let ctx = MatchCtx { dir, hdrs: view, mblk: pkt.mblk(), meta };
                 let now_rule = rules.table(dir).peek(&ctx).map(|r| r.id);

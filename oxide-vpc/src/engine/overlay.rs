@@ -1,21 +1,207 @@
-//! The overlay layer (being written).
-use super::{RuleSet, VpcNetwork};
-use crate::api::VpcCfg;
-use alloc::sync::Arc;
-use opte::engine::action::DefaultAction;
-use opte::engine::layer::LayerSpec;
+//! The overlay layer: Geneve over the IPv6 underlay.
+//!
+//! **Outbound**, after the router decided where a packet goes (metadata
+//! `vpc.route`, `vpc.next_hop`, `vpc.dst_vni`):
+//!
+//! - to another guest (route `ip`, `subnet` or `peer`): the V2P table
+//!   gives the next hop's MAC and host; the packet is encapsulated to that
+//!   host with the next hop's VNI, and its inner destination MAC becomes
+//!   the next hop's;
+//! - to the internet (route `igw`): the V2B table gives the boundary
+//!   endpoints for the destination (longest prefix); one is chosen per
+//!   flow by hash, and the packet is encapsulated to it with its VNI
+//!   (normally 99) and the Oxide `external` option.
+//!
+//! The outer UDP source port is taken from a hash of the inner flow
+//! (49152-65535), so the underlay's ECMP spreads flows and keeps each on
+//! one path. The outer Ethernet addresses are left zero: the driver's
+//! underlay step fills them from its route to the outer destination. A
+//! destination without a mapping is a counted drop
+//! (`ActionError::NotApplicable`).
+//!
+//! **Inbound**: the VNI must be ours (internal or tagged external), the
+//! boundary VNI with the external tag, or the VNI of a VPC we peer with
+//! with an inner source inside that VPC's subnets (peering is not
+//! transitive: only direct peers are accepted). Anything else is denied
+//! by the layer default. Accepted packets are decapsulated, and the
+//! layer records the source VNI and whether the packet is external in
+//! metadata for the firewall and gateway. Unknown critical Geneve options
+//! never get here: the parser refuses them (a counted parse drop).
+//!
+//! Mapping changes take effect on existing flows: the shared
+//! [`VpcNetwork`] makes every port's cached flows stale, and their next
+//! packets come back here.
 
-/// The overlay layer's spec.
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::Ipv6Addr;
+
+use opte::engine::Direction;
+use opte::engine::action::{Action, ActionError, DefaultAction, StaticAction};
+use opte::engine::flow::FlowId;
+use opte::engine::layer::LayerSpec;
+use opte::engine::meta::{Meta, MetaValue};
+use opte::engine::predicate::{Ipv4Match, Ipv6Match, Predicate};
+use opte::engine::rule::RuleSpec;
+use opte::engine::transform::{EtherMod, HdrTransform, OuterOp};
+use opte::packet::{Encap, EtherHdr, GeneveHdr, GeneveOptions, Ipv6Hdr, UdpHdr};
+use opte_api::{IpCidr, MacAddr, Vni};
+
+use super::{RuleSet, VpcNetwork, layer_names, meta_keys};
+use crate::api::{BOUNDARY_VNI, VpcCfg};
+
+/// The Geneve UDP port (RFC 8926).
+pub const GENEVE_PORT: u16 = 6081;
+/// Hop limit of the outer IPv6 header.
+pub const UNDERLAY_HOP_LIMIT: u8 = 64;
+
+/// The overlay layer's spec: nothing passes without a decision.
 pub fn layer_spec(lft: u32) -> LayerSpec {
-    super::vpc_port::spec(
-        super::layer_names::OVERLAY,
-        DefaultAction::Deny,
-        DefaultAction::Deny,
-        lft,
-    )
+    super::vpc_port::spec(layer_names::OVERLAY, DefaultAction::Deny, DefaultAction::Deny, lft)
 }
 
-/// The overlay's rules.
-pub fn rules(_cfg: &VpcCfg, _net: &Arc<VpcNetwork>) -> RuleSet {
-    RuleSet::default()
+/// The overlay's rules for `cfg` on `net`.
+pub fn rules(cfg: &VpcCfg, net: &Arc<VpcNetwork>) -> RuleSet {
+    let encap = Encapsulate { phys_ip: cfg.phys_ip, net: Arc::clone(net) };
+    let rules_out = alloc::vec![RuleSpec::new(10, Action::Static(Arc::new(encap)))];
+
+    let decap = |vni: Vni, external: bool| Action::Static(Arc::new(Decapsulate { vni, external }));
+    let internal = Predicate::Not(alloc::boxed::Box::new(Predicate::GeneveExternal));
+    let bvni = Vni::new(BOUNDARY_VNI).unwrap_or(Vni::ZERO);
+    let mut rules_in = alloc::vec![
+        RuleSpec::new(10, decap(cfg.vni, false))
+            .with(Predicate::GeneveVni(cfg.vni))
+            .with(internal.clone()),
+        RuleSpec::new(10, decap(cfg.vni, true))
+            .with(Predicate::GeneveVni(cfg.vni))
+            .with(Predicate::GeneveExternal),
+        RuleSpec::new(10, decap(bvni, true))
+            .with(Predicate::GeneveVni(bvni))
+            .with(Predicate::GeneveExternal),
+    ];
+    for p in &cfg.peerings {
+        let from_peer: Vec<Predicate> = p.subnets.iter().map(|c| src_in(*c)).collect();
+        if from_peer.is_empty() {
+            continue;
+        }
+        rules_in.push(
+            RuleSpec::new(20, decap(p.vni, false))
+                .with(Predicate::GeneveVni(p.vni))
+                .with(internal.clone())
+                .with(Predicate::Any(from_peer)),
+        );
+    }
+    RuleSet { rules_in, rules_out }
+}
+
+/// A source-address predicate for a CIDR.
+fn src_in(c: IpCidr) -> Predicate {
+    match c {
+        IpCidr::V4(c) => Predicate::Ipv4Src(Ipv4Match::Prefix(c)),
+        IpCidr::V6(c) => Predicate::Ipv6Src(Ipv6Match::Prefix(c)),
+    }
+}
+
+/// Encapsulate to the next hop's host or to a boundary.
+struct Encapsulate {
+    phys_ip: Ipv6Addr,
+    net: Arc<VpcNetwork>,
+}
+
+impl fmt::Display for Encapsulate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "encap from {}", self.phys_ip)
+    }
+}
+
+/// The outer UDP source port for a flow: 49152-65535 by hash.
+pub fn udp_src_port(flow: &FlowId) -> u16 {
+    let h = flow.stable_hash();
+    49152 | ((h ^ (h >> 16)) as u16 & 0x3fff)
+}
+
+impl Encapsulate {
+    fn encap(&self, dst: Ipv6Addr, vni: Vni, external: bool, flow: &FlowId) -> Arc<Encap> {
+        Arc::new(Encap {
+            eth: EtherHdr { dst: MacAddr::ZERO, src: MacAddr::ZERO, ether_type: 0 },
+            ip6: Ipv6Hdr {
+                hop_limit: UNDERLAY_HOP_LIMIT,
+                src: self.phys_ip,
+                dst,
+                ..Ipv6Hdr::EMPTY
+            },
+            udp: UdpHdr { src_port: udp_src_port(flow), dst_port: GENEVE_PORT, len: 0, csum: 0 },
+            geneve: GeneveHdr::new(vni, GeneveOptions { external, ..GeneveOptions::default() }),
+        })
+    }
+}
+
+impl StaticAction for Encapsulate {
+    fn gen_ht(
+        &self,
+        _dir: Direction,
+        flow: &FlowId,
+        meta: &mut Meta,
+    ) -> Result<HdrTransform, ActionError> {
+        let route = match meta.get(meta_keys::ROUTE) {
+            Some(MetaValue::Str(s)) => s.as_str(),
+            _ => return Err(ActionError::NotApplicable("no route decision")),
+        };
+        if route == meta_keys::route::IGW {
+            let dst = flow.dst_ip();
+            let ends = self
+                .net
+                .v2b(dst)
+                .ok_or(ActionError::NotApplicable("no boundary for destination"))?;
+            let n = u32::try_from(ends.len()).unwrap_or(u32::MAX).max(1);
+            let pick = usize::try_from(flow.stable_hash() % n).unwrap_or(0);
+            let end = ends.get(pick).ok_or(ActionError::NotApplicable("no boundary"))?;
+            return Ok(HdrTransform {
+                outer: OuterOp::Push(self.encap(end.ip, end.vni, true, flow)),
+                ..HdrTransform::NONE
+            });
+        }
+        let Some(MetaValue::Ip(hop)) = meta.get(meta_keys::NEXT_HOP) else {
+            return Err(ActionError::NotApplicable("no next hop"));
+        };
+        let vni = match meta.get(meta_keys::DST_VNI) {
+            Some(MetaValue::U64(v)) => u32::try_from(*v).ok().and_then(|v| Vni::new(v).ok()),
+            _ => None,
+        }
+        .ok_or(ActionError::NotApplicable("no destination VNI"))?;
+        let m = self.net.v2p(vni, *hop).ok_or(ActionError::NotApplicable("no V2P mapping"))?;
+        Ok(HdrTransform {
+            outer: OuterOp::Push(self.encap(m.host, vni, false, flow)),
+            inner_eth: EtherMod { src: None, dst: Some(m.mac) },
+            ..HdrTransform::NONE
+        })
+    }
+}
+
+/// Remove the encapsulation of an accepted packet, noting where it came
+/// from.
+struct Decapsulate {
+    vni: Vni,
+    external: bool,
+}
+
+impl fmt::Display for Decapsulate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.external { "external" } else { "internal" };
+        write!(f, "decap {kind} VNI {}", self.vni)
+    }
+}
+
+impl StaticAction for Decapsulate {
+    fn gen_ht(
+        &self,
+        _dir: Direction,
+        _flow: &FlowId,
+        meta: &mut Meta,
+    ) -> Result<HdrTransform, ActionError> {
+        meta.set(meta_keys::SRC_VNI, MetaValue::U64(u64::from(self.vni.value())))?;
+        meta.set(meta_keys::EXTERNAL, MetaValue::Bool(self.external))?;
+        Ok(HdrTransform { outer: OuterOp::Pop, ..HdrTransform::NONE })
+    }
 }

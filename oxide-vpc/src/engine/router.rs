@@ -1,20 +1,140 @@
-//! The router layer (being written).
-use super::RuleSet;
-use crate::api::{RouterEntry, VpcCfg};
-use opte::engine::action::DefaultAction;
-use opte::engine::layer::LayerSpec;
+//! The router layer: longest-prefix match of the destination over the
+//! port's routes, per family, outbound. The chosen target is recorded in
+//! metadata for the NAT and overlay layers (see the table in
+//! [`engine`](super)); a packet with no route is dropped and counted as
+//! denied by the router's default. Inbound traffic passes.
+//!
+//! Longest-prefix match is rule priority: a route of prefix length `l`
+//! gets priority `BASE + 2 * (128 - l)`, plus one for a system route, so
+//! longer prefixes go first and a custom route beats a system route of
+//! the same length. IPv4 and IPv6 routes never match the same packet, so
+//! they share the scale.
+//!
+//! Targets:
+//!
+//! | target | effect |
+//! | --- | --- |
+//! | drop | denied (counted against the route's rule) |
+//! | internet gateway | `vpc.route = igw`, `vpc.igw` = its id or `any` |
+//! | IP (an instance as router) | `vpc.route = ip`, next hop = that IP on our VNI |
+//! | VPC subnet | `vpc.route = subnet`, next hop = the destination on our VNI |
+//! | peer VPC | `vpc.route = peer`, next hop = the destination on the peer's VNI; denied if we don't peer with that VNI |
 
-/// The router layer's spec.
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::IpAddr;
+
+use opte::engine::Direction;
+use opte::engine::action::{Action, ActionError, DefaultAction, MetaAction};
+use opte::engine::flow::FlowId;
+use opte::engine::layer::LayerSpec;
+use opte::engine::meta::{Meta, MetaValue};
+use opte::engine::predicate::{Ipv4Match, Ipv6Match, Predicate};
+use opte::engine::rule::RuleSpec;
+use opte_api::{IpCidr, Vni};
+
+use super::{RuleSet, layer_names, meta_keys};
+use crate::api::{RouteClass, RouterEntry, RouterTarget, Uuid, VpcCfg};
+
+/// The priority of a /128 custom route; every route's priority is at
+/// least this.
+const BASE: u16 = 100;
+
+/// The router layer's spec: inbound passes, outbound needs a route.
 pub fn layer_spec(lft: u32) -> LayerSpec {
-    super::vpc_port::spec(
-        super::layer_names::ROUTER,
-        DefaultAction::Allow,
-        DefaultAction::Deny,
-        lft,
-    )
+    super::vpc_port::spec(layer_names::ROUTER, DefaultAction::Allow, DefaultAction::Deny, lft)
 }
 
-/// The router's rules.
-pub fn rules(_cfg: &VpcCfg, _routes: &[RouterEntry]) -> RuleSet {
-    RuleSet::default()
+/// The rule priority of a route (see the module documentation).
+pub fn priority(r: &RouterEntry) -> u16 {
+    let len = u16::from(r.dest.prefix_len().min(128));
+    let class = match r.class {
+        RouteClass::Custom => 0,
+        RouteClass::System => 1,
+    };
+    BASE + 2 * (128 - len) + class
+}
+
+/// The destination predicate of a route.
+pub fn dest_predicate(dest: IpCidr) -> Predicate {
+    match dest {
+        IpCidr::V4(c) => Predicate::Ipv4Dst(Ipv4Match::Prefix(c)),
+        IpCidr::V6(c) => Predicate::Ipv6Dst(Ipv6Match::Prefix(c)),
+    }
+}
+
+/// The router's rules: one per route, outbound.
+pub fn rules(cfg: &VpcCfg, routes: &[RouterEntry]) -> RuleSet {
+    let rules_out = routes
+        .iter()
+        .map(|r| {
+            let action = match r.target {
+                RouterTarget::Drop => Action::Deny,
+                RouterTarget::PeerVpc(v) if !cfg.peerings.iter().any(|p| p.vni == v) => {
+                    Action::Deny
+                }
+                target => Action::Meta(Arc::new(RouteTo { target, vni: cfg.vni })),
+            };
+            RuleSpec::new(priority(r), action).with(dest_predicate(r.dest))
+        })
+        .collect();
+    RuleSet { rules_in: Vec::new(), rules_out }
+}
+
+/// Record a route's target for the layers after the router.
+struct RouteTo {
+    target: RouterTarget,
+    /// Our VPC's VNI (the next hop's VNI for IP and subnet targets).
+    vni: Vni,
+}
+
+impl fmt::Display for RouteTo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.target {
+            RouterTarget::Drop => f.write_str("drop"),
+            RouterTarget::InternetGateway(None) => f.write_str("internet gateway"),
+            RouterTarget::InternetGateway(Some(id)) => write!(f, "internet gateway {id}"),
+            RouterTarget::Ip(ip) => write!(f, "via instance {ip}"),
+            RouterTarget::VpcSubnet(c) => write!(f, "VPC subnet {c}"),
+            RouterTarget::PeerVpc(v) => write!(f, "peer VPC {v}"),
+        }
+    }
+}
+
+/// The metadata value naming an internet gateway (`any` for none).
+pub fn igw_value(igw: Option<Uuid>) -> String {
+    match igw {
+        Some(id) => id.to_string(),
+        None => String::from(meta_keys::IGW_ANY),
+    }
+}
+
+impl MetaAction for RouteTo {
+    fn mod_meta(
+        &self,
+        _dir: Direction,
+        flow: Option<&FlowId>,
+        meta: &mut Meta,
+    ) -> Result<(), ActionError> {
+        let dst = flow.map(FlowId::dst_ip).ok_or(ActionError::NotApplicable("not IP"))?;
+        let (route, next_hop, vni): (&str, Option<IpAddr>, Vni) = match self.target {
+            RouterTarget::InternetGateway(igw) => {
+                meta.set(meta_keys::IGW, MetaValue::Str(igw_value(igw)))?;
+                (meta_keys::route::IGW, None, self.vni)
+            }
+            RouterTarget::Ip(ip) => (meta_keys::route::IP, Some(ip), self.vni),
+            RouterTarget::VpcSubnet(_) => (meta_keys::route::SUBNET, Some(dst), self.vni),
+            RouterTarget::PeerVpc(v) => (meta_keys::route::PEER, Some(dst), v),
+            // Drop routes are Deny rules; they never get here.
+            RouterTarget::Drop => return Err(ActionError::NotApplicable("drop route")),
+        };
+        meta.set(meta_keys::ROUTE, MetaValue::Str(String::from(route)))?;
+        if let Some(hop) = next_hop {
+            meta.set(meta_keys::NEXT_HOP, MetaValue::Ip(hop))?;
+            meta.set(meta_keys::DST_VNI, MetaValue::U64(u64::from(vni.value())))?;
+        }
+        Ok(())
+    }
 }

@@ -24,11 +24,15 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
+use opte::ddi::MsgBlk;
 use opte::ddi::sync::KMutex;
+use opte::engine::action::ActionError;
+use opte::engine::explain::{ExplainVerdict, Explanation};
 use opte::engine::flow_table::ExpiryPolicy;
 use opte::engine::layer::LayerSpec;
 use opte::engine::port::{Port, PortConfig, PortError, ProcessResult};
 use opte::engine::rule::{MAX_RULES, RuleError, RuleId, RuleSpec, RuleTable};
+use opte::engine::stats::DropReason;
 use opte::engine::trace::Tracer;
 use opte::engine::{Direction, Moment};
 use opte::packet::Packet;
@@ -40,6 +44,10 @@ use crate::api::{
     AttachedSubnet, CfgError, ExternalIps, FirewallRule, Peering, PortSpec, RouterEntry,
     TransitCidr, VpcCfg, limits,
 };
+
+/// Headroom of the copy [`VpcPort::explain`] makes (room for the Geneve
+/// headers the overlay pushes).
+const EXPLAIN_HEADROOM: usize = 128;
 
 /// Flow table sizes of one port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +186,43 @@ impl VpcPort {
     /// frame inbound.
     pub fn process(&self, dir: Direction, pkt: &mut Packet, now: Moment) -> ProcessResult {
         self.port.process(dir, pkt, now)
+    }
+
+    /// What the port would do with `frame` (a guest frame outbound, an
+    /// underlay frame inbound), layer by layer, without changing any flow
+    /// state: the explanation, and the frame as it would leave (for a
+    /// pass). A frame that does not parse is explained as a parse drop.
+    pub fn explain(&self, dir: Direction, frame: &[u8]) -> (Explanation, Option<Vec<u8>>) {
+        let parsed = MsgBlk::from_bytes(EXPLAIN_HEADROOM, frame).map_err(|_| None).and_then(|m| {
+            match dir {
+                Direction::Out => Packet::parse_guest(m),
+                Direction::In => Packet::parse_underlay(m),
+            }
+            .map_err(|f| Some(f.error))
+        });
+        let mut pkt = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                let reason = match e {
+                    Some(e) => DropReason::Parse(e),
+                    None => DropReason::Action {
+                        layer: "port",
+                        error: ActionError::Reply("no memory for a copy of the frame"),
+                    },
+                };
+                let ex = Explanation {
+                    dir,
+                    flow: None,
+                    uft_hit: false,
+                    steps: Vec::new(),
+                    verdict: ExplainVerdict::Drop(reason),
+                };
+                return (ex, None);
+            }
+        };
+        let ex = self.port.explain(dir, &mut pkt);
+        let out = matches!(ex.verdict, ExplainVerdict::Pass(_)).then(|| pkt.mblk().to_vec());
+        (ex, out)
     }
 
     /// The current configuration.
@@ -494,5 +539,5 @@ pub(crate) fn spec(
     default_out: opte::engine::action::DefaultAction,
     lft_limit: u32,
 ) -> LayerSpec {
-    LayerSpec { name, default_in, default_out, lft_limit }
+    LayerSpec { name, default_in, default_out, lft_limit, keep_flows: false }
 }
