@@ -440,12 +440,9 @@ impl Port {
             RuleTable::validate(s).map_err(PortError::Rule)?;
         }
         let mut table = RuleTable::new();
-        let mut ids = Vec::with_capacity(specs.len());
-        for s in specs {
-            let id = RuleId(self.next_rule.fetch_add(1, Ordering::Relaxed));
-            table.add(id, s).map_err(PortError::Rule)?;
-            ids.push(id);
-        }
+        let ids = table
+            .update(specs, || RuleId(self.next_rule.fetch_add(1, Ordering::Relaxed)))
+            .map_err(PortError::Rule)?;
         let mut rules = l.rules.write();
         *rules.table_mut(dir) = table;
         rules.generation += 1;

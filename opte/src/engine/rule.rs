@@ -6,13 +6,32 @@
 //! they were added in (their [`RuleId`], which never repeats), so the
 //! outcome never depends on anything but the configuration. A table holds
 //! at most [`MAX_RULES`] rules; adding one more is refused.
+//!
+//! # The index
+//!
+//! Finding the first match must not cost a scan of thousands of rules on
+//! every new flow. Each table keeps an index, rebuilt on every change
+//! (the control path), of which rules *can* match a packet, from the
+//! predicates every rule states at its top level (ANDed):
+//!
+//! - a rule naming an IP protocol can match only that protocol;
+//! - a TCP or UDP rule naming exact destination ports (one, or an `Any`
+//!   of them) can match only those ports.
+//!
+//! A lookup walks, in evaluation order, only the rules filed under the
+//! packet's (protocol, destination port), under its protocol alone, and
+//! the rules that name no protocol. The index only ever skips rules that
+//! cannot match, so the result is the rule a full scan would find.
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::action::Action;
-use super::predicate::{MatchCtx, Predicate, PredicateError};
+use super::predicate::{MatchCtx, PortMatch, Predicate, PredicateError};
+use crate::packet::ip4::protocol;
+use crate::packet::{L3, L4};
 
 /// Most rules one layer direction holds.
 pub const MAX_RULES: usize = 8192;
@@ -105,12 +124,104 @@ impl fmt::Display for RuleError {
 #[derive(Debug, Default)]
 pub struct RuleTable {
     rules: Vec<Rule>,
+    index: RuleIndex,
+}
+
+/// Most exact ports one rule is filed under; a rule listing more is
+/// filed under its protocol alone.
+const MAX_INDEXED_PORTS: usize = 64;
+
+/// Positions (in evaluation order) of the rules that can match packets
+/// of a protocol and destination port (see the module documentation).
+#[derive(Debug, Default)]
+struct RuleIndex {
+    /// Rules naming no protocol.
+    any: Vec<u32>,
+    /// Rules naming a protocol but no exact ports.
+    by_proto: BTreeMap<u8, Vec<u32>>,
+    /// Rules naming TCP or UDP and exact destination ports.
+    by_port: BTreeMap<(u8, u16), Vec<u32>>,
+}
+
+/// The protocol and exact destination ports a rule's top-level
+/// predicates restrict it to.
+fn index_keys(spec: &RuleSpec) -> (Option<u8>, Vec<u16>) {
+    let proto = spec.predicates.iter().find_map(|p| match p {
+        Predicate::IpProto(n) => Some(*n),
+        _ => None,
+    });
+    let exact = |p: &Predicate| match p {
+        Predicate::DstPort(PortMatch::Exact(n)) => Some(*n),
+        _ => None,
+    };
+    let ports = spec
+        .predicates
+        .iter()
+        .find_map(|p| match p {
+            Predicate::DstPort(PortMatch::Exact(n)) => Some(alloc::vec![*n]),
+            Predicate::Any(alts) if alts.len() <= MAX_INDEXED_PORTS => {
+                alts.iter().map(exact).collect::<Option<Vec<u16>>>()
+            }
+            _ => None,
+        })
+        .unwrap_or_default();
+    (proto, ports)
+}
+
+impl RuleIndex {
+    fn build(rules: &[Rule]) -> Self {
+        let mut ix = Self::default();
+        for (pos, r) in rules.iter().enumerate() {
+            let pos = u32::try_from(pos).unwrap_or(u32::MAX);
+            match index_keys(&r.spec) {
+                (None, _) => ix.any.push(pos),
+                (Some(p), ports)
+                    if !ports.is_empty() && (p == protocol::TCP || p == protocol::UDP) =>
+                {
+                    for port in ports {
+                        ix.by_port.entry((p, port)).or_default().push(pos);
+                    }
+                }
+                (Some(p), _) => ix.by_proto.entry(p).or_default().push(pos),
+            }
+        }
+        ix
+    }
+
+    /// The candidate lists for a packet: each sorted by position.
+    fn candidates(&self, ctx: &MatchCtx<'_>) -> [&[u32]; 3] {
+        let h = ctx.hdrs;
+        let proto = match &h.l3 {
+            Some(L3::Ipv4(ip)) => Some(ip.proto),
+            Some(L3::Ipv6(ip)) => Some(ip.proto),
+            _ => None,
+        };
+        let dport = match &h.l4 {
+            Some(L4::Tcp(t)) => Some(t.dst_port),
+            Some(L4::Udp(u)) => Some(u.dst_port),
+            _ => None,
+        };
+        let empty: &[u32] = &[];
+        let by_proto = proto.and_then(|p| self.by_proto.get(&p)).map_or(empty, Vec::as_slice);
+        let by_port = match (proto, dport) {
+            (Some(p), Some(d)) => self.by_port.get(&(p, d)).map_or(empty, Vec::as_slice),
+            _ => empty,
+        };
+        [&self.any, by_proto, by_port]
+    }
 }
 
 impl RuleTable {
     /// An empty table.
     pub const fn new() -> Self {
-        Self { rules: Vec::new() }
+        Self {
+            rules: Vec::new(),
+            index: RuleIndex {
+                any: Vec::new(),
+                by_proto: BTreeMap::new(),
+                by_port: BTreeMap::new(),
+            },
+        }
     }
 
     /// Check a rule before adding it.
@@ -131,13 +242,16 @@ impl RuleTable {
         let key = rule.sort_key();
         let at = self.rules.partition_point(|r| r.sort_key() < key);
         self.rules.insert(at, rule);
+        self.index = RuleIndex::build(&self.rules);
         Ok(())
     }
 
     /// Remove a rule.
     pub fn remove(&mut self, id: RuleId) -> Result<RuleSpec, RuleError> {
         let at = self.rules.iter().position(|r| r.id == id).ok_or(RuleError::NoSuchRule(id))?;
-        Ok(self.rules.remove(at).spec)
+        let spec = self.rules.remove(at).spec;
+        self.index = RuleIndex::build(&self.rules);
+        Ok(spec)
     }
 
     /// Replace the whole table with `specs`, keeping the id (and hit
@@ -166,19 +280,43 @@ impl RuleTable {
             self.rules.push(rule);
         }
         self.rules.sort_by_key(Rule::sort_key);
+        self.index = RuleIndex::build(&self.rules);
         Ok(ids)
     }
 
     /// The first rule that matches, counting the hit.
     pub fn find(&self, ctx: &MatchCtx<'_>) -> Option<&Rule> {
-        let r = self.rules.iter().find(|r| r.matches(ctx))?;
+        let r = self.peek(ctx)?;
         r.hits.fetch_add(1, Ordering::Relaxed);
         Some(r)
     }
 
-    /// The first rule that matches, without counting (for re-checks).
+    /// The first rule that matches, without counting (for re-checks):
+    /// the candidates the index gives, merged in evaluation order.
     pub fn peek(&self, ctx: &MatchCtx<'_>) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.matches(ctx))
+        let lists = self.index.candidates(ctx);
+        let mut at = [0usize; 3];
+        loop {
+            // The lowest next position among the three lists.
+            let mut best: Option<(usize, u32)> = None;
+            for (i, l) in lists.iter().enumerate() {
+                if let Some(&pos) = at.get(i).and_then(|&a| l.get(a))
+                    && best.is_none_or(|(_, b)| pos < b)
+                {
+                    best = Some((i, pos));
+                }
+            }
+            let (i, pos) = best?;
+            if let Some(a) = at.get_mut(i) {
+                *a += 1;
+            }
+            let Some(r) = usize::try_from(pos).ok().and_then(|p| self.rules.get(p)) else {
+                continue;
+            };
+            if r.matches(ctx) {
+                return Some(r);
+            }
+        }
     }
 
     /// The rules in evaluation order.
