@@ -8,6 +8,7 @@
 pub mod alloc_count;
 pub mod engine;
 pub mod flow_table;
+pub mod vpc;
 
 use opte::ddi::MsgBlk;
 use opte::packet::{
