@@ -412,24 +412,36 @@ fn apply_ip(m: &IpMod, l3: Option<&mut L3>) -> Result<(), TransformError> {
 }
 
 /// A transformation compiled for one flow, as a unified flow table entry
-/// stores it. The common kind (field changes, perhaps a push) becomes a
-/// [`HeaderPatch`] with its checksum deltas precomputed, and the shared
-/// encapsulation; anything else (pops, outer changes, ICMP quote
-/// translation) keeps the general transformation. Both give the same
-/// bytes.
+/// stores it. The common kinds (inner field changes after removing the
+/// encapsulation, or before adding one) become a [`HeaderPatch`] with its
+/// checksum deltas precomputed, and the encapsulation step; anything
+/// else (outer changes, pop-and-push, ICMP quote translation) keeps the
+/// general transformation. Both give the same bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompiledTransform {
-    Patch { patch: HeaderPatch, push: Option<Arc<Encap>> },
+    Patch { patch: HeaderPatch, encap: EncapStep },
     General(Box<HdrTransform>),
+}
+
+/// What a compiled transformation does to the encapsulation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EncapStep {
+    /// Nothing.
+    Keep,
+    /// Remove it before patching the inner frame.
+    Pop,
+    /// Add this one after patching.
+    Push(Arc<Encap>),
 }
 
 impl CompiledTransform {
     /// Compile `xform` for the packets of `flow` (as they arrive at the
     /// port).
     pub fn compile(xform: HdrTransform, flow: &FlowId) -> Self {
-        let push = match &xform.outer {
-            OuterOp::Keep => Some(None),
-            OuterOp::Push(e) => Some(Some(Arc::clone(e))),
+        let encap = match &xform.outer {
+            OuterOp::Keep => Some(EncapStep::Keep),
+            OuterOp::Push(e) => Some(EncapStep::Push(Arc::clone(e))),
+            OuterOp::Pop => Some(EncapStep::Pop),
             _ => None,
         };
         let (ip_src, ip_dst) = match xform.inner_ip {
@@ -455,8 +467,8 @@ impl CompiledTransform {
                 icmp_id: xform.inner_ulp.icmp_id,
             },
         );
-        match (push, patch, xform.body.is_none()) {
-            (Some(push), Some(patch), true) => Self::Patch { patch, push },
+        match (encap, patch, xform.body.is_none()) {
+            (Some(encap), Some(patch), true) => Self::Patch { patch, encap },
             _ => Self::General(Box::new(xform)),
         }
     }
@@ -470,10 +482,14 @@ impl CompiledTransform {
     pub fn to_transform(&self) -> HdrTransform {
         match self {
             Self::General(x) => HdrTransform::clone(x),
-            Self::Patch { patch, push } => {
+            Self::Patch { patch, encap } => {
                 let to = patch.to();
                 HdrTransform {
-                    outer: push.as_ref().map_or(OuterOp::Keep, |e| OuterOp::Push(Arc::clone(e))),
+                    outer: match encap {
+                        EncapStep::Keep => OuterOp::Keep,
+                        EncapStep::Push(e) => OuterOp::Push(Arc::clone(e)),
+                        EncapStep::Pop => OuterOp::Pop,
+                    },
                     inner_eth: EtherMod { src: to.eth_src, dst: to.eth_dst },
                     inner_ip: match (to.ip_src, to.ip_dst) {
                         (None, None) => None,
@@ -508,12 +524,23 @@ impl CompiledTransform {
     #[inline]
     pub fn apply(&self, pkt: &mut Packet) -> Result<bool, TransformError> {
         match self {
-            Self::Patch { patch, push } => {
+            Self::Patch { patch, encap } => {
+                if let EncapStep::Pop = encap {
+                    // The patch is for the inner frame; removing the
+                    // encapsulation first leaves exactly that.
+                    pkt.pop_encap()?;
+                    if !pkt.apply_patch(patch)? {
+                        let mut rest = self.to_transform();
+                        rest.outer = OuterOp::Keep;
+                        return rest.apply(pkt).map(|()| false);
+                    }
+                    return Ok(true);
+                }
                 if !pkt.apply_patch(patch)? {
                     // Declined: the same changes by the general path.
                     return self.to_transform().apply(pkt).map(|()| false);
                 }
-                if let Some(e) = push {
+                if let EncapStep::Push(e) = encap {
                     pkt.push_encap(**e, OuterUdpCsum::Zero)?;
                 }
                 Ok(true)
