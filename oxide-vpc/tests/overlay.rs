@@ -279,7 +279,7 @@ fn peered_vpcs_exchange_traffic_both_ways_and_others_do_not() {
     let v = peered();
     let out = v.out(&from_guest_udp(IpAddr::V4(PEERED_V4), 35000, 53)).pass();
     let (o, i) = decap(&out);
-    assert_eq!((o.dst, o.vni), (HOST_B, 8888), "carried on the peer's VNI");
+    assert_eq!((o.dst, o.vni), (HOST_B, VNI), "carried on the sender's VNI");
     assert_eq!(inner(&i).dst_mac, PEERED_MAC);
     let reply =
         udp(PEERED_MAC, GUEST_MAC, IpAddr::V4(PEERED_V4), 53, IpAddr::V4(GUEST_V4), 35000, b"r");
@@ -348,5 +348,53 @@ fn overlapping_peer_subnets_are_refused_with_a_clear_error() {
     assert_eq!(v.port.spec(), before, "a refused command changes nothing");
     let _: IpCidr = "10.1.0.0/24".parse().unwrap();
     drop(v);
+    k.assert_clean();
+}
+
+/// Guest A (VPC 7777, host A) and guest C (VPC 8888, host B) peer both
+/// ways; what A's port sends is what C's port receives, and C's firewall
+/// sees it come from VPC 7777.
+#[test]
+fn a_peer_receiver_knows_which_vpc_sent_the_packet() {
+    let k = fakekernel::scope();
+    let a = peered();
+    let mut cc = cfg();
+    cc.guest_mac = PEERED_MAC;
+    cc.vni = vni(8888);
+    cc.phys_ip = HOST_B;
+    cc.ipv4 = Some(Ipv4Cfg {
+        vpc_subnet: "10.1.0.0/24".parse().unwrap(),
+        private_ip: PEERED_V4,
+        gateway_ip: Ipv4Addr::new(10, 1, 0, 1),
+        external: ExternalIps::default(),
+    });
+    cc.ipv6 = None;
+    cc.peerings = vec![Peering { vni: vni(VNI), subnets: vec!["172.30.0.0/22".parse().unwrap()] }];
+    let c = Vpc::with(cc, PortLimits::default());
+    let from_vpc = |v| FirewallRule {
+        direction: opte::engine::Direction::In,
+        priority: 10,
+        action: FwAction::Allow,
+        hosts: FwHosts::Vni(vni(v)),
+        protocol: FwProtocol::Udp,
+        ports: vec![],
+    };
+    // Only VPC 9999 may send UDP: A's packet is refused.
+    c.port.set_fw_rules(vec![from_vpc(9999)]).unwrap();
+    let sent = a.out(&from_guest_udp(IpAddr::V4(PEERED_V4), 35000, 53)).pass();
+    assert_eq!(decap(&sent).0.vni, VNI);
+    assert_eq!(c.inb(&sent).dropped(), DropReason::Denied { layer: "firewall", rule: None });
+    // Only VPC 7777: accepted, from the gateway MAC.
+    c.port.set_fw_rules(vec![from_vpc(VNI)]).unwrap();
+    let got = inner(&c.inb(&sent).pass());
+    assert_eq!(
+        (got.src, got.dst, got.src_mac),
+        (
+            IpAddr::V4(GUEST_V4),
+            IpAddr::V4(PEERED_V4),
+            MacAddr::from_bytes(c.port.cfg().gateway_mac.bytes())
+        )
+    );
+    drop((a, c));
     k.assert_clean();
 }

@@ -7,6 +7,9 @@
 //! - `cargo xtask fuzz TARGET --seconds N`: run one cargo-fuzz target for N
 //!   seconds on the nightly toolchain.
 //! - `cargo xtask kernel-check`: only the kernel-target build.
+//! - `cargo xtask demo [ARGS]`: run the offline simulator (`opte-sim`) on
+//!   the worked example (`examples/two-hosts.json`) and print what
+//!   happens to each packet; ARGS go to `opte-sim` (`--json`, `--out DIR`).
 //!
 //! Standard library only: it must run before anything else builds.
 
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("demo") => demo(&args[1..]),
         Some("kernel-check") => ensure_toolchain().and_then(|()| kernel_check()),
         _ => Err(usage()),
     };
@@ -51,7 +55,8 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask test | fuzz TARGET [--seconds N] | kernel-check".to_string()
+    "usage: cargo xtask test | fuzz TARGET [--seconds N] | kernel-check | demo [OPTE-SIM ARGS]"
+        .to_string()
 }
 
 fn workspace_root() -> PathBuf {
@@ -201,6 +206,19 @@ fn kernel_check() -> Result<()> {
     }
     eprintln!("xtask: == {STEP}: ok ({:.1}s)", start.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The simulator's worked example, relative to the workspace root.
+const DEMO_CONFIG: &str = "examples/two-hosts.json";
+
+/// Run `opte-sim` on the worked example: two hosts, a guest on each in
+/// one VPC, a guest in a peered VPC, the internet through a boundary,
+/// and a packet for each path. Extra arguments go to the simulator.
+fn demo(args: &[String]) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["run", "--quiet", "-p", "opte-sim", "--", DEMO_CONFIG]).args(args);
+    let status = cmd.status().map_err(|e| format!("demo: could not start cargo: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("demo: opte-sim failed ({status})")) }
 }
 
 fn fuzz(args: &[String]) -> Result<()> {

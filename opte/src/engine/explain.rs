@@ -8,7 +8,9 @@
 //! entry is created, refreshed or removed, no TCP state advances, no
 //! counter or rule hit count moves. A stateful action is asked for its
 //! state as on a first packet and the state is dropped at once (so a
-//! NAT port it took goes straight back to its pool). A hairpin reply is
+//! NAT port it took goes straight back to its pool; the pool's
+//! allocation cursor may have moved on, so the next real flow can get a
+//! different, equally valid, port than the one shown). A hairpin reply is
 //! built and discarded. A packet hook runs on the packet it is given, so
 //! callers pass a copy.
 

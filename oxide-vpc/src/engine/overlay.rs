@@ -4,9 +4,10 @@
 //! `vpc.route`, `vpc.next_hop`, `vpc.dst_vni`):
 //!
 //! - to another guest (route `ip`, `subnet` or `peer`): the V2P table
+//!   (keyed by the next hop's VNI, which for a peered VPC is the peer's)
 //!   gives the next hop's MAC and host; the packet is encapsulated to that
-//!   host with the next hop's VNI, and its inner destination MAC becomes
-//!   the next hop's;
+//!   host with *our* VNI, so the receiver knows which VPC sent it, and its
+//!   inner destination MAC becomes the next hop's;
 //! - to the internet (route `igw`): the V2B table gives the boundary
 //!   endpoints for the destination (longest prefix); one is chosen per
 //!   flow by hash, and the packet is encapsulated to it with its VNI
@@ -63,7 +64,7 @@ pub fn layer_spec(lft: u32) -> LayerSpec {
 
 /// The overlay's rules for `cfg` on `net`.
 pub fn rules(cfg: &VpcCfg, net: &Arc<VpcNetwork>) -> RuleSet {
-    let encap = Encapsulate { phys_ip: cfg.phys_ip, net: Arc::clone(net) };
+    let encap = Encapsulate { phys_ip: cfg.phys_ip, vni: cfg.vni, net: Arc::clone(net) };
     let rules_out = alloc::vec![RuleSpec::new(10, Action::Static(Arc::new(encap)))];
 
     let decap = |vni: Vni, external: bool| Action::Static(Arc::new(Decapsulate { vni, external }));
@@ -106,6 +107,8 @@ fn src_in(c: IpCidr) -> Predicate {
 /// Encapsulate to the next hop's host or to a boundary.
 struct Encapsulate {
     phys_ip: Ipv6Addr,
+    /// Our VPC's VNI: the Geneve VNI of guest-to-guest traffic.
+    vni: Vni,
     net: Arc<VpcNetwork>,
 }
 
@@ -172,7 +175,7 @@ impl StaticAction for Encapsulate {
         .ok_or(ActionError::NotApplicable("no destination VNI"))?;
         let m = self.net.v2p(vni, *hop).ok_or(ActionError::NotApplicable("no V2P mapping"))?;
         Ok(HdrTransform {
-            outer: OuterOp::Push(self.encap(m.host, vni, false, flow)),
+            outer: OuterOp::Push(self.encap(m.host, self.vni, false, flow)),
             inner_eth: EtherMod { src: None, dst: Some(m.mac) },
             ..HdrTransform::NONE
         })
