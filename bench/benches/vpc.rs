@@ -36,8 +36,7 @@ fn slow_path(port: &VpcPort, s: &Ulp, iters: u64) -> Duration {
     let mut left = iters;
     while left > 0 {
         let n = left.min(SLOW_BATCH);
-        let mut pkts: Vec<_> =
-            (0..n).map(|i| vpc::packet(s.dir, &s.frame(i as u16))).collect();
+        let mut pkts: Vec<_> = (0..n).map(|i| vpc::packet(s.dir, &s.frame(i as u16))).collect();
         let start = Instant::now();
         for p in &mut pkts {
             must(port.process(s.dir, p, Moment(1)), &s.name(), false);
@@ -80,7 +79,8 @@ fn process(c: &mut Criterion) {
         });
     }
     drop((port, net));
-    let s = Ulp { family: vpc::Family::V4, proto: vpc::Proto::Tcp, dir: Direction::In, body_len: 0 };
+    let s =
+        Ulp { family: vpc::Family::V4, proto: vpc::Proto::Tcp, dir: Direction::In, body_len: 0 };
     for rules in [16, 256, 4096] {
         let (net, port) = vpc::port(rules);
         g.bench_function(format!("ULP-SlowPath-FwRules/{rules}/{}", s.name()), |b| {

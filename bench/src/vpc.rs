@@ -42,8 +42,18 @@ pub const HEADROOM: usize = 128;
 
 /// The port's configuration.
 pub fn cfg() -> VpcCfg {
-    let snat4 = SNatCfg { ip: Ipv4Addr::new(10, 77, 77, 13), first_port: 1025, last_port: 65535, igw: None };
-    let snat6 = SNatCfg { ip: Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 13), first_port: 1025, last_port: 65535, igw: None };
+    let snat4 = SNatCfg {
+        ip: Ipv4Addr::new(10, 77, 77, 13),
+        first_port: 1025,
+        last_port: 65535,
+        igw: None,
+    };
+    let snat6 = SNatCfg {
+        ip: Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 13),
+        first_port: 1025,
+        last_port: 65535,
+        igw: None,
+    };
     VpcCfg {
         guest_mac: GUEST_MAC,
         gateway_mac: GW_MAC,
@@ -98,7 +108,11 @@ fn cidr(s: &str) -> opte_api::IpCidr {
 pub fn fw_rules(n: usize) -> Vec<FirewallRule> {
     let mut rules: Vec<FirewallRule> = (0..n.saturating_sub(2))
         .map(|i| FirewallRule {
-            direction: if i % 2 == 0 { opte::engine::Direction::In } else { opte::engine::Direction::Out },
+            direction: if i % 2 == 0 {
+                opte::engine::Direction::In
+            } else {
+                opte::engine::Direction::Out
+            },
             priority: 100 + (i % 1000) as u16,
             action: FwAction::Allow,
             hosts: FwHosts::Subnet(cidr(&format!("10.{}.{}.0/24", (i / 256) % 256, i % 256))),
@@ -219,10 +233,14 @@ impl Ulp {
             Direction::In => (far, guest, 443, gport, PEER_MAC, GUEST_MAC),
         };
         let mut fb = FrameBuilder::new(EtherHdr { dst: dmac, src: smac, ether_type: 0 });
-        fb.l3 = Some(l3(src, dst, match self.proto {
-            Proto::Tcp => 6,
-            Proto::Udp => 17,
-        }));
+        fb.l3 = Some(l3(
+            src,
+            dst,
+            match self.proto {
+                Proto::Tcp => 6,
+                Proto::Udp => 17,
+            },
+        ));
         fb.l4 = Some(match self.proto {
             Proto::Tcp => L4::Tcp(TcpHdr {
                 src_port: sport,
@@ -282,7 +300,22 @@ fn l3(src: IpAddr, dst: IpAddr, proto: u8) -> L3 {
 pub fn guest_link_local() -> Ipv6Addr {
     let m = GUEST_MAC.bytes();
     Ipv6Addr::from([
-        0xfe, 0x80, 0, 0, 0, 0, 0, 0, m[0] ^ 2, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5],
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 2,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
     ])
 }
 
@@ -317,10 +350,15 @@ fn ndp(ns: bool) -> Vec<u8> {
     let (src, dst, msg) = if ns {
         // To the solicited-node group of the gateway address.
         let g = GW_V6.octets();
-        let group = Ipv6Addr::from([0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, g[13], g[14], g[15]]);
+        let group =
+            Ipv6Addr::from([0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, g[13], g[14], g[15]]);
         (GUEST_V6, group, NdpMsg::NeighborSolicit { target: GW_V6, opts })
     } else {
-        (guest_link_local(), Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2), NdpMsg::RouterSolicit { opts })
+        (
+            guest_link_local(),
+            Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2),
+            NdpMsg::RouterSolicit { opts },
+        )
     };
     let mut fb = FrameBuilder::new(EtherHdr {
         dst: MacAddr::ipv6_multicast(&dst.octets()),
@@ -333,7 +371,12 @@ fn ndp(ns: bool) -> Vec<u8> {
     };
     ip.hop_limit = 255;
     fb.l3 = Some(L3::Ipv6(ip));
-    fb.l4 = Some(L4::Icmpv6(IcmpHdr { ty: if ns { 135 } else { 133 }, code: 0, csum: 0, rest: [0; 4] }));
+    fb.l4 = Some(L4::Icmpv6(IcmpHdr {
+        ty: if ns { 135 } else { 133 },
+        code: 0,
+        csum: 0,
+        rest: [0; 4],
+    }));
     fb.ndp = Some(msg);
     fb.to_bytes(&[])
 }
@@ -355,7 +398,8 @@ fn dhcp4(msg_type: u8) -> Vec<u8> {
         b.extend(GW_V4.octets());
     }
     b.extend([55, 4, 1, 3, 6, 121, 255]);
-    let mut fb = FrameBuilder::new(EtherHdr { dst: MacAddr::BROADCAST, src: GUEST_MAC, ether_type: 0 });
+    let mut fb =
+        FrameBuilder::new(EtherHdr { dst: MacAddr::BROADCAST, src: GUEST_MAC, ether_type: 0 });
     fb.l3 = Some(l3(IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V4(Ipv4Addr::BROADCAST), 17));
     fb.l4 = Some(L4::Udp(UdpHdr { src_port: 68, dst_port: 67, len: 0, csum: 0 }));
     fb.to_bytes(&b)

@@ -73,7 +73,11 @@ impl FlowId {
         let mut eat = |b: u8| h = (h ^ u32::from(b)).wrapping_mul(PRIME);
         eat(self.proto);
         self.src.iter().chain(self.dst.iter()).for_each(|b| eat(*b));
-        self.src_port.to_be_bytes().iter().chain(self.dst_port.to_be_bytes().iter()).for_each(|b| eat(*b));
+        self.src_port
+            .to_be_bytes()
+            .iter()
+            .chain(self.dst_port.to_be_bytes().iter())
+            .for_each(|b| eat(*b));
         h
     }
 

@@ -481,7 +481,7 @@ impl<V: FlowValue> FlowTable<V> {
     }
 
     /// Remove every entry, calling `on_remove` with each (counted as
-    /// removed), and free the table's memory.
+    /// removed). The table keeps its allocated size.
     pub fn clear(&mut self, mut on_remove: impl FnMut(FlowId, V)) {
         let mut n = 0usize;
         for (id, entry) in self.map.drain() {
@@ -489,7 +489,9 @@ impl<V: FlowValue> FlowTable<V> {
             on_remove(id, entry.value);
         }
         bump(&mut self.stats.removed, n);
-        self.map = HashMap::with_hasher(self.map.hasher().clone());
+        // The table keeps its size: a port that is reset refills it, and
+        // expiry's shrinking returns the memory of a table that stays
+        // sparse.
     }
 
     /// Keep only the entries for which `f` returns true; the others are
