@@ -481,7 +481,7 @@ impl<V: FlowValue> FlowTable<V> {
     }
 
     /// Remove every entry, calling `on_remove` with each (counted as
-    /// removed). The table keeps its allocated size.
+    /// removed), and free the table's memory.
     pub fn clear(&mut self, mut on_remove: impl FnMut(FlowId, V)) {
         let mut n = 0usize;
         for (id, entry) in self.map.drain() {
@@ -489,9 +489,7 @@ impl<V: FlowValue> FlowTable<V> {
             on_remove(id, entry.value);
         }
         bump(&mut self.stats.removed, n);
-        // The table keeps its size: a port that is reset refills it, and
-        // expiry's shrinking returns the memory of a table that stays
-        // sparse.
+        self.map = HashMap::with_hasher(self.map.hasher().clone());
     }
 
     /// Keep only the entries for which `f` returns true; the others are
