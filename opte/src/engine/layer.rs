@@ -224,6 +224,9 @@ pub struct Layer {
     pub name: &'static str,
     /// See [`LayerSpec::keep_flows`].
     pub keep_flows: bool,
+    /// Set once the layer has stored a stateful decision: until then
+    /// its flow tables are empty and a first packet need not lock them.
+    pub stateful_seen: AtomicBool,
     pub rules: KRwLock<LayerRules>,
     pub lft_in: KMutex<FlowTable<LftEntry>>,
     pub lft_out: KMutex<FlowTable<LftEntry>>,
@@ -236,6 +239,7 @@ impl Layer {
         Self {
             name: spec.name,
             keep_flows: spec.keep_flows,
+            stateful_seen: AtomicBool::new(false),
             rules: KRwLock::new(LayerRules {
                 rules_in: RuleTable::new(),
                 rules_out: RuleTable::new(),

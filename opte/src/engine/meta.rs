@@ -6,7 +6,7 @@
 //! At most [`MAX_META_ENTRIES`] pairs: a write past that is refused and
 //! the port counts the packet as dropped for it.
 
-use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::net::IpAddr;
 
@@ -19,17 +19,20 @@ pub enum MetaValue {
     Bool(bool),
     U64(u64),
     Ip(IpAddr),
-    Str(String),
+    /// A string, shared (cloning the value allocates nothing).
+    Str(Arc<str>),
 }
 
 /// The metadata table is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetaFull;
 
-/// The metadata of one packet being classified.
+/// The metadata of one packet being classified. Keys are the names the
+/// network's layers define (constants), so setting one allocates nothing
+/// for the key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Meta {
-    entries: Vec<(String, MetaValue)>,
+    entries: Vec<(&'static str, MetaValue)>,
 }
 
 impl Meta {
@@ -40,31 +43,35 @@ impl Meta {
 
     /// The value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&MetaValue> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// Set `key` to `value`, replacing an earlier value.
-    pub fn set(&mut self, key: &str, value: MetaValue) -> Result<(), MetaFull> {
-        if let Some(slot) = self.entries.iter_mut().find(|(k, _)| k == key) {
+    pub fn set(&mut self, key: &'static str, value: MetaValue) -> Result<(), MetaFull> {
+        if let Some(slot) = self.entries.iter_mut().find(|(k, _)| *k == key) {
             slot.1 = value;
             return Ok(());
         }
         if self.entries.len() >= MAX_META_ENTRIES {
             return Err(MetaFull);
         }
-        self.entries.push((String::from(key), value));
+        if self.entries.is_empty() {
+            // Room for what a pipeline typically records, at once.
+            self.entries.reserve(8);
+        }
+        self.entries.push((key, value));
         Ok(())
     }
 
     /// Remove `key`.
     pub fn remove(&mut self, key: &str) -> Option<MetaValue> {
-        let i = self.entries.iter().position(|(k, _)| k == key)?;
+        let i = self.entries.iter().position(|(k, _)| *k == key)?;
         Some(self.entries.swap_remove(i).1)
     }
 
     /// Every entry.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &MetaValue)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+        self.entries.iter().map(|(k, v)| (*k, v))
     }
 
     /// Number of entries.

@@ -1076,6 +1076,9 @@ impl Port {
         now: Moment,
         children: &mut Vec<LftChild>,
     ) -> Option<HdrTransform> {
+        if !layer.stateful_seen.load(Ordering::Acquire) {
+            return None;
+        }
         let mut lft = layer.lft(dir).lock();
         let e = lft.hit(f, now)?;
         let entry = &mut e.value;
@@ -1134,6 +1137,7 @@ impl Port {
         children: &mut Vec<LftChild>,
         pairs: &mut Vec<(Direction, FlowId, FlowId)>,
     ) -> Result<(), DropReason> {
+        layer.stateful_seen.store(true, Ordering::Release);
         let token = Arc::new(LftToken::new(&kind));
         let entry =
             LftEntry { rule, generation, token: Arc::clone(&token), proto: f.proto, origin: dir };

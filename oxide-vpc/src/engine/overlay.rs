@@ -148,7 +148,7 @@ impl StaticAction for Encapsulate {
         meta: &mut Meta,
     ) -> Result<HdrTransform, ActionError> {
         let route = match meta.get(meta_keys::ROUTE) {
-            Some(MetaValue::Str(s)) => s.as_str(),
+            Some(MetaValue::Str(s)) => &**s,
             _ => return Err(ActionError::NotApplicable("no route decision")),
         };
         if route == meta_keys::route::IGW {

@@ -75,7 +75,7 @@ pub fn rules(cfg: &VpcCfg, routes: &[RouterEntry]) -> RuleSet {
                 RouterTarget::PeerVpc(v) if !cfg.peerings.iter().any(|p| p.vni == v) => {
                     Action::Deny
                 }
-                target => Action::Meta(Arc::new(RouteTo { target, vni: cfg.vni })),
+                target => Action::Meta(Arc::new(RouteTo::new(target, cfg.vni))),
             };
             RuleSpec::new(priority(r), action).with(dest_predicate(r.dest))
         })
@@ -88,6 +88,24 @@ struct RouteTo {
     target: RouterTarget,
     /// Our VPC's VNI (the next hop's VNI for IP and subnet targets).
     vni: Vni,
+    /// The metadata values it records, made once (recording them then
+    /// allocates nothing).
+    route: MetaValue,
+    igw: MetaValue,
+}
+
+impl RouteTo {
+    fn new(target: RouterTarget, vni: Vni) -> Self {
+        let (route, igw) = match target {
+            RouterTarget::InternetGateway(igw) => (meta_keys::route::IGW, igw_value(igw)),
+            RouterTarget::Ip(_) => (meta_keys::route::IP, String::new()),
+            RouterTarget::PeerVpc(_) => (meta_keys::route::PEER, String::new()),
+            RouterTarget::VpcSubnet(_) | RouterTarget::Drop => {
+                (meta_keys::route::SUBNET, String::new())
+            }
+        };
+        Self { target, vni, route: MetaValue::Str(route.into()), igw: MetaValue::Str(igw.into()) }
+    }
 }
 
 impl fmt::Display for RouteTo {
@@ -119,18 +137,18 @@ impl MetaAction for RouteTo {
         meta: &mut Meta,
     ) -> Result<(), ActionError> {
         let dst = flow.map(FlowId::dst_ip).ok_or(ActionError::NotApplicable("not IP"))?;
-        let (route, next_hop, vni): (&str, Option<IpAddr>, Vni) = match self.target {
-            RouterTarget::InternetGateway(igw) => {
-                meta.set(meta_keys::IGW, MetaValue::Str(igw_value(igw)))?;
-                (meta_keys::route::IGW, None, self.vni)
+        let (next_hop, vni): (Option<IpAddr>, Vni) = match self.target {
+            RouterTarget::InternetGateway(_) => {
+                meta.set(meta_keys::IGW, self.igw.clone())?;
+                (None, self.vni)
             }
-            RouterTarget::Ip(ip) => (meta_keys::route::IP, Some(ip), self.vni),
-            RouterTarget::VpcSubnet(_) => (meta_keys::route::SUBNET, Some(dst), self.vni),
-            RouterTarget::PeerVpc(v) => (meta_keys::route::PEER, Some(dst), v),
+            RouterTarget::Ip(ip) => (Some(ip), self.vni),
+            RouterTarget::VpcSubnet(_) => (Some(dst), self.vni),
+            RouterTarget::PeerVpc(v) => (Some(dst), v),
             // Drop routes are Deny rules; they never get here.
             RouterTarget::Drop => return Err(ActionError::NotApplicable("drop route")),
         };
-        meta.set(meta_keys::ROUTE, MetaValue::Str(String::from(route)))?;
+        meta.set(meta_keys::ROUTE, self.route.clone())?;
         if let Some(hop) = next_hop {
             meta.set(meta_keys::NEXT_HOP, MetaValue::Ip(hop))?;
             meta.set(meta_keys::DST_VNI, MetaValue::U64(u64::from(vni.value())))?;

@@ -41,13 +41,14 @@
 //!   while it is held (lookups return the upgraded `Arc` after releasing
 //!   it), so a desc's `Drop` never finds it held by its own thread.
 
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
+
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::IpAddr;
+use hashbrown::HashMap;
 
 use opte::ddi::sync::KMutex;
 use opte::engine::Direction;
@@ -112,7 +113,7 @@ impl ExtAddr {
 /// The internet gateway the router chose for this packet, if it said.
 pub fn route_igw(meta: &Meta) -> Option<&str> {
     match meta.get(meta_keys::IGW) {
-        Some(MetaValue::Str(s)) => Some(s.as_str()),
+        Some(MetaValue::Str(s)) => Some(&**s),
         _ => None,
     }
 }
@@ -259,18 +260,18 @@ pub struct FlowIndex {
 
 #[derive(Default)]
 struct IndexMaps {
-    by_guest: BTreeMap<FlowId, Weak<NatDesc>>,
-    by_ext: BTreeMap<FlowId, Weak<NatDesc>>,
+    by_guest: HashMap<FlowId, Weak<NatDesc>>,
+    by_ext: HashMap<FlowId, Weak<NatDesc>>,
 }
 
 impl IndexMaps {
-    fn put(map: &mut BTreeMap<FlowId, Weak<NatDesc>>, key: FlowId, d: &Arc<NatDesc>) {
+    fn put(map: &mut HashMap<FlowId, Weak<NatDesc>>, key: FlowId, d: &Arc<NatDesc>) {
         if map.len() < MAX_INDEXED_FLOWS || map.contains_key(&key) {
             map.insert(key, Arc::downgrade(d));
         }
     }
 
-    fn take(map: &mut BTreeMap<FlowId, Weak<NatDesc>>, key: &FlowId, me: *const NatDesc) {
+    fn take(map: &mut HashMap<FlowId, Weak<NatDesc>>, key: &FlowId, me: *const NatDesc) {
         if map.get(key).is_some_and(|w| core::ptr::eq(w.as_ptr(), me)) {
             map.remove(key);
         }
@@ -560,7 +561,7 @@ mod tests {
             Arc::new(ExtAddr::new(v4(203, 0, 113, 3), Some(id))),
         ];
         let fl = Floating::new(addrs, v4(172, 30, 0, 5), index);
-        let mut counts = BTreeMap::new();
+        let mut counts = std::collections::BTreeMap::new();
         for sport in 1000..1300u16 {
             let f = FlowId::new(6, v4(172, 30, 0, 5), v4(93, 184, 216, 34), sport, 443);
             let a = fl.choose(&f, Some("00000000-0000-0000-0000-000000000001")).unwrap().ip;
@@ -571,7 +572,7 @@ mod tests {
         assert_eq!(counts.len(), 2, "{counts:?}");
         assert!(counts.values().all(|n| *n > 100), "uneven spread {counts:?}");
         // With the third address's gateway, all three are used.
-        let mut seen = BTreeMap::new();
+        let mut seen = std::collections::BTreeMap::new();
         for sport in 1000..1300u16 {
             let f = FlowId::new(17, v4(172, 30, 0, 5), v4(93, 184, 216, 34), sport, 53);
             *seen.entry(fl.choose(&f, Some("any")).unwrap().ip).or_insert(0) += 1;

@@ -354,7 +354,7 @@ impl NatState {
 fn routed_to_igw() -> Predicate {
     Predicate::Meta {
         key: String::from(meta_keys::ROUTE),
-        value: MetaValue::Str(String::from(meta_keys::route::IGW)),
+        value: MetaValue::Str(meta_keys::route::IGW.into()),
     }
 }
 
@@ -369,8 +369,10 @@ fn igw_filter(igws: impl IntoIterator<Item = Option<Uuid>>) -> Option<Predicate>
             Some(_) => {}
         }
     }
-    let meta =
-        |s: String| Predicate::Meta { key: String::from(meta_keys::IGW), value: MetaValue::Str(s) };
+    let meta = |s: String| Predicate::Meta {
+        key: String::from(meta_keys::IGW),
+        value: MetaValue::Str(s.into()),
+    };
     let mut any: Vec<Predicate> = ids.iter().map(|id| meta(alloc::format!("{id}"))).collect();
     any.push(meta(String::from(meta_keys::IGW_ANY)));
     Some(Predicate::Any(any))
