@@ -13,6 +13,8 @@
 //!
 //! - [`api`]: the configuration types the control plane and the
 //!   simulator speak (serde), with validation.
+//! - [`cmd`]: the request and reply bodies of the driver's commands,
+//!   and the firewall rule text syntax.
 //! - [`engine`]: the layers, the per-port wrapper and the host-wide
 //!   address mappings ([`VpcNetwork`](engine::VpcNetwork)).
 //!
@@ -23,4 +25,5 @@
 extern crate alloc;
 
 pub mod api;
+pub mod cmd;
 pub mod engine;

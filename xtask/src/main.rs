@@ -7,6 +7,8 @@
 //! - `cargo xtask fuzz TARGET --seconds N`: run one cargo-fuzz target for N
 //!   seconds on the nightly toolchain.
 //! - `cargo xtask kernel-check`: only the kernel-target build.
+//! - `cargo xtask man`: regenerate `opteadm/opteadm.8` from the CLI
+//!   definition (a test fails while the committed page is stale).
 //! - `cargo xtask demo [ARGS]`: run the offline simulator (`opte-sim`) on
 //!   the worked example (`examples/two-hosts.json`) and print what
 //!   happens to each packet; ARGS go to `opte-sim` (`--json`, `--out DIR`).
@@ -20,7 +22,7 @@ use std::time::Instant;
 
 /// Crates that are compiled into the illumos kernel module: they must
 /// build for the kernel target with only `core` and `alloc`.
-const KERNEL_CRATES: &[&str] = &["illumos-sys-hdrs", "opte-api", "opte", "oxide-vpc"];
+const KERNEL_CRATES: &[&str] = &["illumos-sys-hdrs", "opte-api", "opte", "oxide-vpc", "xde"];
 
 /// The kernel target spec, relative to the workspace root.
 const KERNEL_TARGET_SPEC: &str = "targets/x86_64-unknown-illumos-kernel.json";
@@ -43,6 +45,10 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&args[1..]),
         Some("demo") => demo(&args[1..]),
         Some("kernel-check") => ensure_toolchain().and_then(|()| kernel_check()),
+        Some("man") => run(
+            "regenerate opteadm/opteadm.8",
+            cargo().env("OPTEADM_WRITE_MAN", "1").args(["test", "-p", "opteadm", "--test", "man"]),
+        ),
         _ => Err(usage()),
     };
     match result {
@@ -55,7 +61,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask test | fuzz TARGET [--seconds N] | kernel-check | demo [OPTE-SIM ARGS]"
+    "usage: cargo xtask test | fuzz TARGET [--seconds N] | kernel-check | demo [OPTE-SIM ARGS] | man"
         .to_string()
 }
 
@@ -142,6 +148,20 @@ fn test() -> Result<()> {
     )?;
     run("cargo test", cargo().args(["test", "--workspace"]))?;
     kernel_check()?;
+    // The userland crates' illumos-only code (the /dev/xde ioctl path):
+    // type-checked only, since nothing here can run it.
+    run(
+        "illumos userland check (opte-ioctl, opteadm)",
+        cargo().args([
+            "check",
+            "--target",
+            "x86_64-unknown-illumos",
+            "-p",
+            "opte-ioctl",
+            "-p",
+            "opteadm",
+        ]),
+    )?;
     run("cargo bench --no-run", cargo().args(["bench", "--workspace", "--no-run"]))?;
     // The fuzz targets build on stable too (libfuzzer-sys links libFuzzer
     // without sanitizer coverage); `cargo xtask fuzz` runs them on nightly.
