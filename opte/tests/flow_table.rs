@@ -481,6 +481,31 @@ fn clear_hands_back_everything_and_frees_the_table() {
 }
 
 #[test]
+fn empty_hands_back_everything_and_keeps_the_allocation() {
+    let k = fakekernel::scope();
+    let mut t = FlowTable::new("empty", 1000);
+    for n in 0..300 {
+        assert!(t.insert(id(n), udp(n), Moment(0)).is_ok());
+    }
+    let bytes = t.allocated_bytes();
+    let mut n = 0;
+    t.empty(|_, _| n += 1);
+    assert_eq!((n, t.len()), (300, 0));
+    assert_eq!(t.allocated_bytes(), bytes, "empty keeps the table's memory");
+    assert_eq!(t.stats().removed, 300);
+    for n in 0..300 {
+        assert!(t.insert(id(n), udp(n), Moment(1)).is_ok());
+    }
+    assert_eq!(t.allocated_bytes(), bytes, "refilling needs no growth");
+    // Expiry of a sparse table returns the memory.
+    t.empty(|_, _| {});
+    t.retain(|_, _| true);
+    assert_eq!(t.allocated_bytes(), 0);
+    assert_accounted(&t.stats());
+    k.assert_clean();
+}
+
+#[test]
 fn retain_keeps_what_the_predicate_keeps_and_may_change_it() {
     let k = fakekernel::scope();
     let mut t = FlowTable::new("retain", 10_000);

@@ -482,14 +482,22 @@ impl<V: FlowValue> FlowTable<V> {
 
     /// Remove every entry, calling `on_remove` with each (counted as
     /// removed), and free the table's memory.
-    pub fn clear(&mut self, mut on_remove: impl FnMut(FlowId, V)) {
+    pub fn clear(&mut self, on_remove: impl FnMut(FlowId, V)) {
+        self.empty(on_remove);
+        self.map = HashMap::with_hasher(self.map.hasher().clone());
+    }
+
+    /// Remove every entry like [`FlowTable::clear`], but keep the table's
+    /// allocation: for a table about to be refilled (a port reset), so
+    /// refilling neither regrows nor faults in fresh memory. Expiry
+    /// returns the memory of a table that stays sparse.
+    pub fn empty(&mut self, mut on_remove: impl FnMut(FlowId, V)) {
         let mut n = 0usize;
         for (id, entry) in self.map.drain() {
             n = n.saturating_add(1);
             on_remove(id, entry.value);
         }
         bump(&mut self.stats.removed, n);
-        self.map = HashMap::with_hasher(self.map.hasher().clone());
     }
 
     /// Keep only the entries for which `f` returns true; the others are

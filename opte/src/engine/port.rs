@@ -66,7 +66,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use super::action::{Action, HandlePacket, HandleResult};
 use super::flow::FlowId;
@@ -84,6 +84,7 @@ use super::transform::{CompiledTransform, HdrTransform};
 use super::{Direction, ExpiryClass, Moment};
 use crate::ddi::MsgBlk;
 use crate::ddi::sync::{KMutex, KRwLock};
+use crate::packet::tcp::tcp_flags;
 use crate::packet::{Headers, L4, Packet};
 
 /// Call the port's tracer, if the `trace` feature is on and one is set.
@@ -178,7 +179,41 @@ pub enum ProcessResult {
 pub struct TcpShared {
     /// The flow as the guest sees it (guest address first).
     pub key: FlowId,
+    /// Change it only through [`TcpShared::advance`] and
+    /// [`TcpShared::restart`], which keep `established` in step.
     pub state: KMutex<TcpFlow>,
+    /// True while `state` is ESTABLISHED: a plain ACK segment (no SYN,
+    /// FIN or RST) cannot change that state, so a UFT hit for one needs
+    /// no lock.
+    established: AtomicBool,
+}
+
+impl TcpShared {
+    fn new(key: FlowId, flow: TcpFlow) -> Self {
+        let est = flow.state() == TcpState::Established;
+        Self { key, state: KMutex::new(flow), established: AtomicBool::new(est) }
+    }
+
+    /// Advance the connection by one segment.
+    fn advance(&self, dir: Direction, hdr: &crate::packet::TcpHdr) -> TcpVerdict {
+        let flags = hdr.flags;
+        let plain_ack = flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) == 0
+            && flags & tcp_flags::ACK != 0;
+        if plain_ack && self.established.load(Ordering::Acquire) {
+            return TcpVerdict::Ok(TcpState::Established);
+        }
+        let mut s = self.state.lock();
+        let v = s.process(dir, hdr);
+        self.established.store(s.state() == TcpState::Established, Ordering::Release);
+        v
+    }
+
+    /// Start the connection afresh from this segment.
+    fn restart(&self, dir: Direction, hdr: &crate::packet::TcpHdr) {
+        let mut s = self.state.lock();
+        *s = TcpFlow::new(dir, hdr);
+        self.established.store(s.state() == TcpState::Established, Ordering::Release);
+    }
 }
 
 /// A shared TCP flow state.
@@ -374,11 +409,15 @@ impl Port {
 
     /// Clear every flow table (UFT, LFTs, TCP); rules and state stay.
     pub fn reset(&self) {
-        self.uft_in.write().clear(|_, _| {});
-        self.uft_out.write().clear(|_, _| {});
-        self.tcp.lock().clear(|_, _| {});
+        // The tables keep their allocations: a reset port refills them
+        // (expiry returns the memory of tables that stay sparse).
+        self.uft_in.write().empty(|_, _| {});
+        self.uft_out.write().empty(|_, _| {});
+        self.tcp.lock().empty(|_, _| {});
         for l in &self.layers {
-            l.clear_flows();
+            for dir in [Direction::In, Direction::Out] {
+                l.lft(dir).lock().empty(|_, _| {});
+            }
         }
     }
 
@@ -682,7 +721,7 @@ impl Port {
         }
         let mut closed = None;
         if let (Some(tcp), Some(L4::Tcp(hdr))) = (&e.tcp, &pkt.headers().l4) {
-            match tcp.state.lock().process(dir, hdr) {
+            match tcp.advance(dir, hdr) {
                 TcpVerdict::Ok(_) => {}
                 TcpVerdict::Unexpected(_) => bump(&self.stats.tcp_error),
                 TcpVerdict::Closed => closed = Some(Arc::clone(tcp)),
@@ -925,7 +964,7 @@ impl Port {
         let mut tcp = self.tcp.lock();
         if let Some(e) = tcp.hit(&key, now) {
             let shared = Arc::clone(&e.value.0);
-            let verdict = shared.state.lock().process(dir, hdr);
+            let verdict = shared.advance(dir, hdr);
             return match verdict {
                 TcpVerdict::Ok(_) => Ok((shared, false, false)),
                 TcpVerdict::Unexpected(_) => {
@@ -934,12 +973,12 @@ impl Port {
                 }
                 TcpVerdict::Closed => Ok((shared, true, false)),
                 TcpVerdict::NewFlow => {
-                    *shared.state.lock() = TcpFlow::new(dir, hdr);
+                    shared.restart(dir, hdr);
                     Ok((shared, false, false))
                 }
             };
         }
-        let shared = Arc::new(TcpShared { key, state: KMutex::new(TcpFlow::new(dir, hdr)) });
+        let shared = Arc::new(TcpShared::new(key, TcpFlow::new(dir, hdr)));
         tcp.insert(key, TcpEntry(Arc::clone(&shared)), now)
             .map_err(|_| DropReason::TableFull { table: "tcp" })?;
         Ok((shared, false, true))
