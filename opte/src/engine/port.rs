@@ -822,8 +822,12 @@ impl Port {
         new_tcp: &mut Option<FlowId>,
     ) -> ProcessResult {
         let epoch = self.epoch.load(Ordering::Acquire);
-        let entry_hdrs = *pkt.headers();
-        let mut view: Headers = entry_hdrs;
+        let mut view: Headers = *pkt.headers();
+        // What the end of the walk needs of the packet as it arrived.
+        let entry_tcp = match &view.l4 {
+            Some(L4::Tcp(t)) => Some(*t),
+            _ => None,
+        };
         let mut xform = HdrTransform::NONE;
         let mut children = Vec::new();
         let mut meta = Meta::new();
@@ -891,7 +895,7 @@ impl Port {
 
         // TCP connection state, keyed by the flow as the guest sees it.
         let mut tcp = None;
-        if let (Some(f), Some(L4::Tcp(hdr))) = (flow, &entry_hdrs.l4) {
+        if let (Some(f), Some(hdr)) = (flow, &entry_tcp) {
             let key = match (dir, cur) {
                 (Direction::Out, _) => f,
                 (Direction::In, Some(c)) => c.mirror(),
@@ -919,8 +923,15 @@ impl Port {
         }
 
         if cacheable && let Some(f) = flow {
+            // The packet is written by the compiled form the flow's later
+            // packets will use (the same bytes as the general path, and
+            // cheaper), then the entry is stored.
+            let compiled = CompiledTransform::compile(xform, &f);
+            if let Err(e) = compiled.apply(pkt) {
+                return ProcessResult::Drop(DropReason::Transform(e));
+            }
             let entry = UftEntry {
-                xform: CompiledTransform::compile(xform.clone(), &f),
+                xform: compiled,
                 epoch,
                 children,
                 tcp,
@@ -928,9 +939,10 @@ impl Port {
                 hits: AtomicU64::new(0),
                 last_hit: AtomicU64::new(now.0),
             };
-            if let Err(r) = self.insert_uft(dir, f, entry, now) {
-                return ProcessResult::Drop(r);
-            }
+            return match self.insert_uft(dir, f, entry, now) {
+                Ok(()) => ProcessResult::Modified,
+                Err(r) => ProcessResult::Drop(r),
+            };
         }
         match xform.apply(pkt) {
             Ok(()) => ProcessResult::Modified,

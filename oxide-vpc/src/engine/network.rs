@@ -88,11 +88,15 @@ impl VpcNetwork {
         self.v2p.read().get(&(vni, ip)).copied()
     }
 
-    /// The boundary endpoints for internet address `ip` (longest matching
-    /// prefix), if any.
-    pub fn v2b(&self, ip: IpAddr) -> Option<Vec<TunnelEndpoint>> {
+    /// One of the boundary endpoints for internet address `ip` (longest
+    /// matching prefix), chosen by
+    /// `hash` (a flow's stable hash, so each flow keeps its endpoint and
+    /// flows spread over them); allocates nothing.
+    pub fn v2b_pick(&self, ip: IpAddr, hash: u32) -> Option<TunnelEndpoint> {
         let t = self.v2b.read();
-        t.iter().find(|m| m.prefix.contains(ip)).map(|m| m.boundaries.clone())
+        let ends = &t.iter().find(|m| m.prefix.contains(ip))?.boundaries;
+        let n = u32::try_from(ends.len()).ok().filter(|n| *n > 0)?;
+        ends.get(usize::try_from(hash % n).ok()?).copied()
     }
 
     /// Add or replace a V2P mapping.

@@ -152,14 +152,10 @@ impl StaticAction for Encapsulate {
             _ => return Err(ActionError::NotApplicable("no route decision")),
         };
         if route == meta_keys::route::IGW {
-            let dst = flow.dst_ip();
-            let ends = self
+            let end = self
                 .net
-                .v2b(dst)
+                .v2b_pick(flow.dst_ip(), flow.stable_hash())
                 .ok_or(ActionError::NotApplicable("no boundary for destination"))?;
-            let n = u32::try_from(ends.len()).unwrap_or(u32::MAX).max(1);
-            let pick = usize::try_from(flow.stable_hash() % n).unwrap_or(0);
-            let end = ends.get(pick).ok_or(ActionError::NotApplicable("no boundary"))?;
             return Ok(HdrTransform {
                 outer: OuterOp::Push(self.encap(end.ip, end.vni, true, flow)),
                 ..HdrTransform::NONE
