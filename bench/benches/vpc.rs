@@ -37,9 +37,10 @@ fn slow_path(port: &VpcPort, s: &Ulp, iters: u64) -> Duration {
     while left > 0 {
         let n = left.min(SLOW_BATCH);
         let mut pkts: Vec<_> = (0..n).map(|i| vpc::packet(s.dir, &s.frame(i as u16))).collect();
+        let name = s.name();
         let start = Instant::now();
         for p in &mut pkts {
-            must(port.process(s.dir, p, Moment(1)), &s.name(), false);
+            must(port.process(s.dir, p, Moment(1)), &name, false);
         }
         total += start.elapsed();
         drop(pkts);
@@ -55,11 +56,12 @@ fn process(c: &mut Criterion) {
     let (net, port) = vpc::port(16);
     for s in Ulp::all() {
         let bytes = s.frame(60000);
-        must(port.process(s.dir, &mut vpc::packet(s.dir, &bytes), Moment(1)), &s.name(), false);
-        g.bench_function(format!("ULP-FastPath/{}", s.name()), |b| {
+        let name = s.name();
+        must(port.process(s.dir, &mut vpc::packet(s.dir, &bytes), Moment(1)), &name, false);
+        g.bench_function(format!("ULP-FastPath/{name}"), |b| {
             b.iter_batched_ref(
                 || vpc::packet(s.dir, &bytes),
-                |p| must(port.process(s.dir, p, Moment(2)), &s.name(), false),
+                |p| must(port.process(s.dir, p, Moment(2)), &name, false),
                 BatchSize::SmallInput,
             )
         });
