@@ -12,7 +12,8 @@
 
 use std::time::{Duration, Instant};
 
-use bench::vpc::{self, Ulp};
+use bench::vpc;
+use bench::{Dir, Family, Proto, Scenario};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use opte::engine::port::ProcessResult;
 use opte::engine::{Direction, Moment};
@@ -31,16 +32,17 @@ fn must(r: ProcessResult, what: &str, hairpin: bool) {
 }
 
 /// Time the first packets of `iters` new flows of scenario `s`.
-fn slow_path(port: &VpcPort, s: &Ulp, iters: u64) -> Duration {
+fn slow_path(port: &VpcPort, s: &Scenario, iters: u64) -> Duration {
     let mut total = Duration::ZERO;
     let mut left = iters;
     while left > 0 {
         let n = left.min(SLOW_BATCH);
-        let mut pkts: Vec<_> = (0..n).map(|i| vpc::packet(s.dir, &s.frame(i as u16))).collect();
-        let name = s.name();
+        let mut pkts: Vec<_> =
+            (0..n).map(|i| vpc::packet(s.dir.direction(), &vpc::frame(s, i as u16))).collect();
+        let name = s.suffix();
         let start = Instant::now();
         for p in &mut pkts {
-            must(port.process(s.dir, p, Moment(1)), &name, false);
+            must(port.process(s.dir.direction(), p, Moment(1)), &name, false);
         }
         total += start.elapsed();
         drop(pkts);
@@ -54,20 +56,24 @@ fn process(c: &mut Criterion) {
     fakekernel::link_kernel_symbols();
     let mut g = c.benchmark_group("process");
     let (net, port) = vpc::port(16);
-    for s in Ulp::all() {
-        let bytes = s.frame(60000);
-        let name = s.name();
-        must(port.process(s.dir, &mut vpc::packet(s.dir, &bytes), Moment(1)), &name, false);
+    for s in Scenario::all() {
+        let bytes = vpc::frame(&s, 60000);
+        let name = s.suffix();
+        must(
+            port.process(s.dir.direction(), &mut vpc::packet(s.dir.direction(), &bytes), Moment(1)),
+            &name,
+            false,
+        );
         g.bench_function(format!("ULP-FastPath/{name}"), |b| {
             b.iter_batched_ref(
-                || vpc::packet(s.dir, &bytes),
-                |p| must(port.process(s.dir, p, Moment(2)), &name, false),
+                || vpc::packet(s.dir.direction(), &bytes),
+                |p| must(port.process(s.dir.direction(), p, Moment(2)), &name, false),
                 BatchSize::SmallInput,
             )
         });
     }
-    for s in Ulp::all() {
-        g.bench_function(format!("ULP-SlowPath/{}", s.name()), |b| {
+    for s in Scenario::all() {
+        g.bench_function(format!("ULP-SlowPath/{}", s.suffix()), |b| {
             b.iter_custom(|iters| slow_path(&port, &s, iters))
         });
     }
@@ -81,11 +87,10 @@ fn process(c: &mut Criterion) {
         });
     }
     drop((port, net));
-    let s =
-        Ulp { family: vpc::Family::V4, proto: vpc::Proto::Tcp, dir: Direction::In, body_len: 0 };
+    let s = Scenario { family: Family::V4, proto: Proto::Tcp, dir: Dir::In, body_len: 0 };
     for rules in [16, 256, 4096] {
         let (net, port) = vpc::port(rules);
-        g.bench_function(format!("ULP-SlowPath-FwRules/{rules}/{}", s.name()), |b| {
+        g.bench_function(format!("ULP-SlowPath-FwRules/{rules}/{}", s.suffix()), |b| {
             b.iter_custom(|iters| slow_path(&port, &s, iters))
         });
         drop((port, net));

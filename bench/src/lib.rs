@@ -38,6 +38,16 @@ pub enum Dir {
     In,
 }
 
+impl Dir {
+    /// The engine's direction.
+    pub const fn direction(self) -> opte::engine::Direction {
+        match self {
+            Self::Out => opte::engine::Direction::Out,
+            Self::In => opte::engine::Direction::In,
+        }
+    }
+}
+
 /// One benchmark scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scenario {
@@ -65,8 +75,13 @@ impl Scenario {
 
     /// The name after `parse/`, e.g. `ULP-FastPath/V4-Tcp-OUT-0B`.
     pub fn name(&self) -> String {
+        format!("ULP-FastPath/{}", self.suffix())
+    }
+
+    /// The scenario part of a name, e.g. `V4-Tcp-OUT-0B`.
+    pub fn suffix(&self) -> String {
         format!(
-            "ULP-FastPath/{}-{}-{}-{}B",
+            "{}-{}-{}-{}B",
             match self.family {
                 Family::V4 => "V4",
                 Family::V6 => "V6",

@@ -22,6 +22,8 @@ use opte_api::{MacAddr, Vni};
 use oxide_vpc::api::*;
 use oxide_vpc::engine::{PortLimits, VpcNetwork, VpcPort};
 
+use crate::{Dir, Family, Proto, Scenario};
+
 pub const GUEST_MAC: MacAddr = MacAddr::from_bytes([0xa8, 0x40, 0x25, 0xf7, 0x00, 0x05]);
 pub const GW_MAC: MacAddr = MacAddr::from_bytes([0xa8, 0x40, 0x25, 0xff, 0x77, 0x77]);
 pub const PEER_MAC: MacAddr = MacAddr::from_bytes([0xa8, 0x40, 0x25, 0xf7, 0x00, 0x09]);
@@ -166,107 +168,55 @@ pub fn port(extra_rules: usize) -> (Arc<VpcNetwork>, Arc<VpcPort>) {
     (net, p)
 }
 
-/// Address family of a ULP scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-/// Transport of a ULP scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-/// One ULP scenario: `{V4,V6}-{Tcp,Udp}-{IN,OUT}-{0B,1400B}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ulp {
-    pub family: Family,
-    pub proto: Proto,
-    pub dir: Direction,
-    pub body_len: usize,
-}
-
-impl Ulp {
-    /// Every scenario, in the benchmark's order.
-    pub fn all() -> Vec<Ulp> {
-        let mut v = Vec::new();
-        for family in [Family::V4, Family::V6] {
-            for proto in [Proto::Tcp, Proto::Udp] {
-                for dir in [Direction::In, Direction::Out] {
-                    for body_len in [0, 1400] {
-                        v.push(Ulp { family, proto, dir, body_len });
-                    }
-                }
-            }
-        }
-        v
-    }
-
-    /// The benchmark name suffix.
-    pub fn name(&self) -> String {
-        format!(
-            "{:?}-{:?}-{}-{}B",
-            self.family,
-            self.proto,
-            match self.dir {
-                Direction::In => "IN",
-                Direction::Out => "OUT",
-            },
-            self.body_len
-        )
-    }
-
-    /// The frame of flow number `flow` (its guest-side port varies).
-    pub fn frame(&self, flow: u16) -> Vec<u8> {
-        let (guest, far): (IpAddr, IpAddr) = match (self.family, self.dir) {
-            (Family::V4, Direction::Out) => (GUEST_V4.into(), INET_V4.into()),
-            (Family::V6, Direction::Out) => (GUEST_V6.into(), INET_V6.into()),
-            (Family::V4, Direction::In) => (GUEST_V4.into(), PEER_V4.into()),
-            (Family::V6, Direction::In) => (GUEST_V6.into(), PEER_V6.into()),
-        };
-        let gport = 10000u16.wrapping_add(flow);
-        let (src, dst, sport, dport, smac, dmac) = match self.dir {
-            Direction::Out => (guest, far, gport, 443, GUEST_MAC, GW_MAC),
-            Direction::In => (far, guest, 443, gport, PEER_MAC, GUEST_MAC),
-        };
-        let mut fb = FrameBuilder::new(EtherHdr { dst: dmac, src: smac, ether_type: 0 });
-        fb.l3 = Some(l3(
-            src,
-            dst,
-            match self.proto {
-                Proto::Tcp => 6,
-                Proto::Udp => 17,
-            },
-        ));
-        fb.l4 = Some(match self.proto {
-            Proto::Tcp => L4::Tcp(TcpHdr {
-                src_port: sport,
-                dst_port: dport,
-                seq: 1,
-                ack: 1,
-                reserved: 0,
-                flags: opte::packet::tcp::tcp_flags::ACK,
-                window: 64000,
-                csum: 0,
-                urgent: 0,
-                opt_len: 0,
-                options: [0; 40],
-            }),
-            Proto::Udp => L4::Udp(UdpHdr { src_port: sport, dst_port: dport, len: 0, csum: 0 }),
+/// The frame of ULP scenario `s`, flow number `flow` (its guest-side
+/// port varies): outbound from the guest to the internet, inbound from
+/// the peer guest on host B.
+pub fn frame(s: &Scenario, flow: u16) -> Vec<u8> {
+    let (guest, far): (IpAddr, IpAddr) = match (s.family, s.dir.direction()) {
+        (Family::V4, Direction::Out) => (GUEST_V4.into(), INET_V4.into()),
+        (Family::V6, Direction::Out) => (GUEST_V6.into(), INET_V6.into()),
+        (Family::V4, Direction::In) => (GUEST_V4.into(), PEER_V4.into()),
+        (Family::V6, Direction::In) => (GUEST_V6.into(), PEER_V6.into()),
+    };
+    let gport = 10000u16.wrapping_add(flow);
+    let (src, dst, sport, dport, smac, dmac) = match s.dir.direction() {
+        Direction::Out => (guest, far, gport, 443, GUEST_MAC, GW_MAC),
+        Direction::In => (far, guest, 443, gport, PEER_MAC, GUEST_MAC),
+    };
+    let mut fb = FrameBuilder::new(EtherHdr { dst: dmac, src: smac, ether_type: 0 });
+    fb.l3 = Some(l3(
+        src,
+        dst,
+        match s.proto {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+        },
+    ));
+    fb.l4 = Some(match s.proto {
+        Proto::Tcp => L4::Tcp(TcpHdr {
+            src_port: sport,
+            dst_port: dport,
+            seq: 1,
+            ack: 1,
+            reserved: 0,
+            flags: opte::packet::tcp::tcp_flags::ACK,
+            window: 64000,
+            csum: 0,
+            urgent: 0,
+            opt_len: 0,
+            options: [0; 40],
+        }),
+        Proto::Udp => L4::Udp(UdpHdr { src_port: sport, dst_port: dport, len: 0, csum: 0 }),
+    });
+    if s.dir == Dir::In {
+        fb.outer = Some(Encap {
+            eth: EtherHdr { dst: MacAddr::ZERO, src: MacAddr::ZERO, ether_type: 0 },
+            ip6: Ipv6Hdr { hop_limit: 64, src: HOST_B, dst: HOST_A, ..Ipv6Hdr::EMPTY },
+            udp: UdpHdr { src_port: 51234, dst_port: 6081, len: 0, csum: 0 },
+            geneve: GeneveHdr::new(vni(VNI), GeneveOptions::default()),
         });
-        if self.dir == Direction::In {
-            fb.outer = Some(Encap {
-                eth: EtherHdr { dst: MacAddr::ZERO, src: MacAddr::ZERO, ether_type: 0 },
-                ip6: Ipv6Hdr { hop_limit: 64, src: HOST_B, dst: HOST_A, ..Ipv6Hdr::EMPTY },
-                udp: UdpHdr { src_port: 51234, dst_port: 6081, len: 0, csum: 0 },
-                geneve: GeneveHdr::new(vni(VNI), GeneveOptions::default()),
-            });
-        }
-        fb.to_bytes(&vec![0x5a; self.body_len])
     }
+    fb.to_bytes(&vec![0x5a; s.body_len])
 }
 
 fn l3(src: IpAddr, dst: IpAddr, proto: u8) -> L3 {

@@ -3,7 +3,8 @@
 //! unified flow table hit; the counts of first packets and hairpins are
 //! printed (`--nocapture`) for the record.
 
-use bench::vpc::{self, Ulp};
+use bench::vpc;
+use bench::Scenario;
 use opte::engine::port::ProcessResult;
 use opte::engine::{Direction, Moment};
 
@@ -18,26 +19,33 @@ fn pass(r: &ProcessResult, what: &str) {
 fn ulp_hits_pass_and_allocate_nothing() {
     let k = fakekernel::scope();
     let (net, port) = vpc::port(16);
-    for s in Ulp::all() {
-        let bytes = s.frame(1);
-        pass(&port.process(s.dir, &mut vpc::packet(s.dir, &bytes), Moment(1)), &s.name());
-        let mut pkts: Vec<_> = (0..500).map(|_| vpc::packet(s.dir, &bytes)).collect();
+    for s in Scenario::all() {
+        let bytes = vpc::frame(&s, 1);
+        pass(
+            &port.process(
+                s.dir.direction(),
+                &mut vpc::packet(s.dir.direction(), &bytes),
+                Moment(1),
+            ),
+            &s.suffix(),
+        );
+        let mut pkts: Vec<_> = (0..500).map(|_| vpc::packet(s.dir.direction(), &bytes)).collect();
         let before = bench::alloc_count::allocs();
         for p in &mut pkts {
-            let r = port.process(s.dir, p, Moment(2));
-            assert!(matches!(r, ProcessResult::Modified), "{}: {r:?}", s.name());
+            let r = port.process(s.dir.direction(), p, Moment(2));
+            assert!(matches!(r, ProcessResult::Modified), "{}: {r:?}", s.suffix());
         }
         let n = bench::alloc_count::allocs() - before;
-        assert_eq!(n, 0, "{}: heap allocations on 500 UFT hits", s.name());
+        assert_eq!(n, 0, "{}: heap allocations on 500 UFT hits", s.suffix());
         let out = pkts[0].mblk().to_vec();
-        match s.dir {
+        match s.dir.direction() {
             // Encapsulated to the boundary, into the headroom.
             Direction::Out => {
                 assert_eq!(pkts[0].mblk().seg_count(), 1);
-                assert_eq!(&out[12..14], &[0x86, 0xdd], "{}: outer IPv6", s.name());
+                assert_eq!(&out[12..14], &[0x86, 0xdd], "{}: outer IPv6", s.suffix());
             }
             // Decapsulated: the inner frame, from the gateway MAC.
-            Direction::In => assert_eq!(&out[6..12], &vpc::GW_MAC.bytes(), "{}", s.name()),
+            Direction::In => assert_eq!(&out[6..12], &vpc::GW_MAC.bytes(), "{}", s.suffix()),
         }
     }
     drop((net, port));
@@ -48,13 +56,13 @@ fn ulp_hits_pass_and_allocate_nothing() {
 fn first_packets_and_hairpins_allocation_counts() {
     let k = fakekernel::scope();
     let (net, port) = vpc::port(16);
-    for (i, s) in Ulp::all().into_iter().enumerate() {
-        let mut p = vpc::packet(s.dir, &s.frame(100 + i as u16));
+    for (i, s) in Scenario::all().into_iter().enumerate() {
+        let mut p = vpc::packet(s.dir.direction(), &vpc::frame(&s, 100 + i as u16));
         let before = bench::alloc_count::allocs();
-        let r = port.process(s.dir, &mut p, Moment(1));
+        let r = port.process(s.dir.direction(), &mut p, Moment(1));
         let n = bench::alloc_count::allocs() - before;
-        pass(&r, &s.name());
-        println!("first packet {}: {n} allocations", s.name());
+        pass(&r, &s.suffix());
+        println!("first packet {}: {n} allocations", s.suffix());
     }
     for (name, bytes) in vpc::hairpins() {
         let mut p = vpc::packet(Direction::Out, &bytes);

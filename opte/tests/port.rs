@@ -42,22 +42,7 @@ struct Recorder(Mutex<Vec<String>>);
 
 impl Tracer for Recorder {
     fn event(&self, ev: &TraceEvent<'_>) {
-        let s = match ev {
-            TraceEvent::PortEntry { dir, .. } => format!("entry {dir:?}"),
-            TraceEvent::Layer { layer, decision, action, .. } => {
-                let d = match decision {
-                    Decision::Rule(r) => format!("rule {r}"),
-                    Decision::Default => "default".to_string(),
-                    Decision::FlowTable => "lft".to_string(),
-                };
-                format!("{layer}: {d} {action:?}")
-            }
-            TraceEvent::UftHit { .. } => "uft hit".to_string(),
-            TraceEvent::UftInvalidated { .. } => "uft invalidated".to_string(),
-            TraceEvent::FlowExpired { table, .. } => format!("expired {table}"),
-            TraceEvent::PortReturn { outcome, .. } => format!("return {outcome:?}"),
-        };
-        self.0.lock().unwrap().push(s);
+        self.0.lock().unwrap().push(ev.to_string());
     }
 }
 
@@ -709,21 +694,7 @@ fn nat_spec(nat: Action) -> RuleSpec {
 fn keep_flows_layers_keep_established_flows_across_soft_changes() {
     let k = fakekernel::scope();
     for keep in [true, false] {
-        let cfg = PortConfig {
-            name: "fw0".to_string(),
-            layers: vec![LayerSpec {
-                name: "firewall",
-                default_in: DefaultAction::Deny,
-                default_out: DefaultAction::StatefulAllow,
-                lft_limit: 64,
-                keep_flows: keep,
-            }],
-            uft_limit: 64,
-            tcp_limit: 64,
-            expiry: ExpiryPolicy::default(),
-        };
-        let port = Port::new(cfg, None);
-        port.start().unwrap();
+        let port = firewall_port(64, keep);
         let allow = port
             .add_rule(
                 "firewall",
@@ -996,6 +967,12 @@ fn a_live_uft_entry_keeps_the_layer_state_it_was_built_from() {
 /// A port with one stateful firewall layer (LFT limit `lft_limit`): out
 /// by default stateful allow, in by default deny.
 fn firewall_only(lft_limit: u32) -> Port {
+    firewall_port(lft_limit, false)
+}
+
+/// [`firewall_only`], choosing whether the layer keeps its flows across
+/// soft rule changes.
+fn firewall_port(lft_limit: u32, keep_flows: bool) -> Port {
     let cfg = PortConfig {
         name: "fw0".to_string(),
         layers: vec![LayerSpec {
@@ -1003,7 +980,7 @@ fn firewall_only(lft_limit: u32) -> Port {
             default_in: DefaultAction::Deny,
             default_out: DefaultAction::StatefulAllow,
             lft_limit,
-            keep_flows: false,
+            keep_flows,
         }],
         uft_limit: 64,
         tcp_limit: 64,

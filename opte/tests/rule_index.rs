@@ -14,21 +14,6 @@ use opte::engine::rule::{RuleId, RuleSpec, RuleTable};
 use opte::packet::tcp::tcp_flags;
 use opte::packet::*;
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 const PROTOS: [u8; 3] = [6, 17, 1];
 
 fn port(r: &mut Rng) -> u16 {
@@ -39,7 +24,7 @@ fn random_rule(r: &mut Rng) -> RuleSpec {
     let action = if r.below(3) == 0 { Action::Deny } else { Action::Allow };
     let mut s = RuleSpec::new(r.below(8) as u16, action);
     if r.below(4) != 0 {
-        s = s.with(Predicate::IpProto(PROTOS[r.below(3) as usize]));
+        s = s.with(Predicate::IpProto(PROTOS[r.below(3)]));
     }
     match r.below(5) {
         0 => s = s.with(Predicate::DstPort(PortMatch::Exact(port(r)))),
@@ -74,11 +59,11 @@ fn random_packet(r: &mut Rng) -> Vec<u8> {
 #[test]
 fn the_index_finds_what_a_full_scan_finds() {
     let k = fakekernel::scope();
-    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut r = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut matched = 0;
     for round in 0..200 {
         let mut t = RuleTable::new();
-        let n = 1 + r.below(40);
+        let n = 1 + r.below(40) as u64;
         let mut next = round * 100;
         let specs: Vec<RuleSpec> = (0..n).map(|_| random_rule(&mut r)).collect();
         t.update(specs, || {

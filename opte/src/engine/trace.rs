@@ -7,6 +7,8 @@
 //! turns it off and every call compiles away (the driver has SDT probes
 //! instead).
 
+use core::fmt;
+
 use super::Direction;
 use super::flow::FlowId;
 use super::rule::RuleId;
@@ -59,6 +61,31 @@ pub enum TraceEvent<'a> {
     FlowExpired { table: &'a str, flow: FlowId },
     /// The packet left the port.
     PortReturn { port: &'a str, dir: Direction, outcome: Outcome },
+}
+
+/// One line per event, the form tests and tools print:
+/// `entry Out`, `firewall: rule 7 StatefulAllow`, `nat: lft Stateful`,
+/// `firewall: default Deny`, `uft hit`, `uft invalidated`,
+/// `expired uft_out`, `return Modified`.
+impl fmt::Display for TraceEvent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PortEntry { dir, .. } => write!(f, "entry {dir:?}"),
+            Self::Layer { layer, decision, action, .. } => {
+                write!(f, "{layer}: ")?;
+                match decision {
+                    Decision::Rule(r) => write!(f, "rule {r}")?,
+                    Decision::Default => f.write_str("default")?,
+                    Decision::FlowTable => f.write_str("lft")?,
+                }
+                write!(f, " {action:?}")
+            }
+            Self::UftHit { .. } => f.write_str("uft hit"),
+            Self::UftInvalidated { .. } => f.write_str("uft invalidated"),
+            Self::FlowExpired { table, .. } => write!(f, "expired {table}"),
+            Self::PortReturn { outcome, .. } => write!(f, "return {outcome:?}"),
+        }
+    }
 }
 
 /// An observer of trace events.

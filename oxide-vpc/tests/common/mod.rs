@@ -14,7 +14,7 @@ use etherparse::{PacketBuilder, SlicedPacket};
 use opte::ddi::MsgBlk;
 use opte::engine::port::ProcessResult;
 use opte::engine::stats::DropReason;
-use opte::engine::trace::{Decision, TraceEvent, Tracer};
+use opte::engine::trace::{TraceEvent, Tracer};
 use opte::engine::{Direction, Moment, NANOS_PER_SEC};
 use opte::packet::Packet;
 use opte_api::{MacAddr, Vni};
@@ -128,22 +128,7 @@ pub struct TraceLog(Mutex<Vec<String>>);
 
 impl Tracer for TraceLog {
     fn event(&self, ev: &TraceEvent<'_>) {
-        let s = match ev {
-            TraceEvent::PortEntry { dir, .. } => format!("entry {dir:?}"),
-            TraceEvent::Layer { layer, decision, action, .. } => {
-                let d = match decision {
-                    Decision::Rule(r) => format!("rule {r}"),
-                    Decision::Default => "default".to_string(),
-                    Decision::FlowTable => "lft".to_string(),
-                };
-                format!("{layer}: {d} {action:?}")
-            }
-            TraceEvent::UftHit { .. } => "uft hit".to_string(),
-            TraceEvent::UftInvalidated { .. } => "uft invalidated".to_string(),
-            TraceEvent::FlowExpired { table, .. } => format!("expired {table}"),
-            TraceEvent::PortReturn { outcome, .. } => format!("return {outcome:?}"),
-        };
-        self.0.lock().unwrap().push(s);
+        self.0.lock().unwrap().push(ev.to_string());
     }
 }
 
