@@ -139,7 +139,7 @@ impl AllocTable {
 /// A hasher for addresses: Fibonacci hashing, folded so both the high
 /// bits (hashbrown's control bytes) and the low bits (bucket index) mix.
 #[derive(Default)]
-struct AddrHasher(u64);
+pub(crate) struct AddrHasher(u64);
 
 impl Hasher for AddrHasher {
     fn finish(&self) -> u64 {

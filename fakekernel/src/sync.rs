@@ -73,14 +73,16 @@
 //! mutex here is adaptive.
 
 use crate::accounting::{Account, KernelError, current_account, no_unwind, report};
+use crate::alloc_table::AddrHasher;
 use illumos_sys_hdrs::{
     RW_READER, RW_READER_STARVEWRITER, RW_WRITER, hrtime_t, kmutex_t, kmutex_type_t, krw_t,
     krw_type_t, krwlock_t,
 };
 use parking_lot_core::{DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN, SpinWait};
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void};
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Instant;
@@ -132,8 +134,9 @@ struct ReadHold {
 }
 
 /// Initialized, not yet destroyed locks, by address, with the account
-/// each is charged to.
-static LOCKS: Mutex<BTreeMap<usize, Arc<Account>>> = Mutex::new(BTreeMap::new());
+/// each is charged to (a hash map: every flow's lock passes through it).
+type LockTable = HashMap<usize, Arc<Account>, BuildHasherDefault<AddrHasher>>;
+static LOCKS: LazyLock<Mutex<LockTable>> = LazyLock::new(|| Mutex::new(LockTable::default()));
 
 /// The origin of [`gethrtime`].
 static HRTIME_ORIGIN: LazyLock<Instant> = LazyLock::new(Instant::now);
