@@ -3,8 +3,8 @@
 //! unified flow table hit; the counts of first packets and hairpins are
 //! printed (`--nocapture`) for the record.
 
-use bench::vpc;
 use bench::Scenario;
+use bench::vpc;
 use opte::engine::port::ProcessResult;
 use opte::engine::{Direction, Moment};
 
