@@ -109,8 +109,6 @@ impl FrameBuilder {
         eth.emit(&mut b);
         out.extend_from_slice(&b);
 
-        // The transport bytes first: the IP header needs their length.
-        let l4 = self.l4_bytes(body);
         match &self.l3 {
             Some(L3::Arp(a)) => {
                 let mut b = [0u8; super::ArpEthIpv4::LEN];
@@ -123,15 +121,22 @@ impl FrameBuilder {
                 if let Some(p) = self.l4_proto() {
                     ip.proto = p;
                 }
-                ip.total_len = (ip.hdr_len() + l4.len()) as u16;
+                // Room for the header, then the transport bytes in place:
+                // the header needs their length, the checksum the header.
+                let ip_at = out.len();
+                out.resize(ip_at + ip.hdr_len(), 0);
+                let l4_at = out.len();
+                self.write_l4(out, body);
+                let l4_len = out.len() - l4_at;
+                ip.total_len = (ip.hdr_len() + l4_len) as u16;
                 ip.csum = ip.compute_csum();
-                let mut b = [0u8; 60];
-                let n = ip.emit(&mut b);
-                out.extend_from_slice(b.get(..n).unwrap_or(&[]));
-                let mut l4 = l4;
-                let pseudo = ip.pseudo_sum(l4.len());
-                self.fill_l4_csum(&mut l4, pseudo, false);
-                out.extend_from_slice(&l4);
+                if let Some(h) = out.get_mut(ip_at..l4_at) {
+                    ip.emit(h);
+                }
+                let pseudo = ip.pseudo_sum(l4_len);
+                if let Some(l4) = out.get_mut(l4_at..) {
+                    self.fill_l4_csum(l4, pseudo, false);
+                }
             }
             Some(L3::Ipv6(ip)) => {
                 let mut ip = *ip;
@@ -142,14 +147,19 @@ impl FrameBuilder {
                     Some(first) => ip.next_hdr = first.protocol(),
                     None => ip.next_hdr = ip.proto,
                 }
-                ip.payload_len = (ip.ext.wire_len() + l4.len()) as u16;
-                let mut b = alloc::vec![0u8; ip.hdr_len()];
-                let n = ip.emit(&mut b);
-                out.extend_from_slice(b.get(..n).unwrap_or(&[]));
-                let mut l4 = l4;
-                let pseudo = ip.pseudo_sum(l4.len());
-                self.fill_l4_csum(&mut l4, pseudo, true);
-                out.extend_from_slice(&l4);
+                let ip_at = out.len();
+                out.resize(ip_at + ip.hdr_len(), 0);
+                let l4_at = out.len();
+                self.write_l4(out, body);
+                let l4_len = out.len() - l4_at;
+                ip.payload_len = (ip.ext.wire_len() + l4_len) as u16;
+                if let Some(h) = out.get_mut(ip_at..l4_at) {
+                    ip.emit(h);
+                }
+                let pseudo = ip.pseudo_sum(l4_len);
+                if let Some(l4) = out.get_mut(l4_at..) {
+                    self.fill_l4_csum(l4, pseudo, true);
+                }
             }
             None => out.extend_from_slice(body),
         }
@@ -164,9 +174,9 @@ impl FrameBuilder {
         })
     }
 
-    /// Transport header (checksum zero), quote or NDP data, and body.
-    fn l4_bytes(&self, body: &[u8]) -> Vec<u8> {
-        let mut v = Vec::with_capacity(64 + body.len());
+    /// Append the transport header (checksum zero), quote or NDP data,
+    /// and body.
+    fn write_l4(&self, v: &mut Vec<u8>, body: &[u8]) {
         match &self.l4 {
             Some(L4::Tcp(t)) => {
                 let mut t = *t;
@@ -217,7 +227,6 @@ impl FrameBuilder {
             None => {}
         }
         v.extend_from_slice(body);
-        v
     }
 
     /// Compute the transport checksum over `l4` (header with a zero
