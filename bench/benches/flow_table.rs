@@ -25,6 +25,8 @@ const SIZES: [u32; 3] = [1_000, 100_000, 1_000_000];
 const RANDOM_IDS: usize = 1 << 16;
 
 fn flow_table(c: &mut Criterion) {
+    // Flow tables seed their hashers from the (fake) kernel.
+    fakekernel::link_kernel_symbols();
     let mut g = c.benchmark_group("flow_table");
     for size in SIZES {
         let mut t = filled_table("bench", size, size);

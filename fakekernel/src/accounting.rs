@@ -97,6 +97,12 @@ pub enum KernelError {
         /// The function called.
         op: &'static str,
     },
+    /// A function that writes to a buffer got NULL with a non-zero
+    /// length; illumos would panic.
+    NullBuffer {
+        /// The function called.
+        op: &'static str,
+    },
     /// A message block that was already freed was passed in (use after
     /// free or double free). The call did not touch it.
     MblkFreed {
@@ -279,6 +285,9 @@ impl fmt::Display for KernelError {
         match self {
             Self::FreebNull => write!(f, "freeb(NULL): illumos would panic"),
             Self::NullMessage { op } => write!(f, "{op}(NULL): illumos would panic"),
+            Self::NullBuffer { op } => {
+                write!(f, "{op}: NULL buffer with a non-zero length: illumos would panic")
+            }
             Self::MblkFreed { op, mblk } => {
                 write!(f, "{op}: mblk {mblk:#x} was already freed")
             }

@@ -70,6 +70,7 @@
 
 pub mod kmem;
 pub mod msg;
+pub mod random;
 pub mod stream;
 pub mod sync;
 
@@ -80,7 +81,7 @@ pub use accounting::{KernelError, Live, Scope, live_total, scope};
 
 /// The kernel functions this crate defines, kept in one place so that
 /// referring to it links them all (see "Linking" in the crate docs).
-struct KernelSymbols([*const (); 30]);
+struct KernelSymbols([*const (); 31]);
 
 // SAFETY: the table only holds function addresses, which are immutable
 // and meaningful on every thread.
@@ -117,6 +118,7 @@ static KERNEL_SYMBOLS: KernelSymbols = KernelSymbols([
     sync::rw_read_held as *const (),
     sync::rw_write_held as *const (),
     sync::gethrtime as *const (),
+    random::random_get_pseudo_bytes as *const (),
 ]);
 
 /// Refer to every kernel symbol this crate defines so the linker keeps

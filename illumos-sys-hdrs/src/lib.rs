@@ -18,10 +18,12 @@
 #![allow(non_camel_case_types)]
 
 pub mod kmem;
+pub mod random;
 pub mod stream;
 pub mod sync;
 
 pub use kmem::*;
+pub use random::*;
 pub use stream::*;
 pub use sync::*;
 

@@ -115,3 +115,14 @@ fn ipv6_atomic_fragment_is_a_whole_packet() {
     drop(p);
     k.assert_clean();
 }
+
+/// Flow tables are seeded from the kernel's random generator: seeds
+/// differ per draw (so two tables, and two boots, hash differently).
+#[test]
+fn random_seeds_differ() {
+    let k = fakekernel::scope();
+    let seeds: std::collections::BTreeSet<u64> =
+        (0..16).map(|_| opte::ddi::random::seed()).collect();
+    assert_eq!(seeds.len(), 16);
+    k.assert_clean();
+}

@@ -68,12 +68,10 @@
 //! through a callback, so the owner can release what the value holds
 //! (a NAT port, a counter) and report it.
 //!
-//! **Hashing.** Keys are hashed with `hashbrown`'s default hasher
-//! (foldhash), seeded per table. Flow ids are partly chosen by remote
-//! peers; only a seed they don't know keeps them from choosing ids that
-//! collide. In the kernel foldhash derives its seed from addresses
-//! (stack, code, data), not from a random source: weak against a
-//! determined attacker.
+//! **Hashing.** Keys are hashed with foldhash, seeded per table from
+//! the kernel's random generator ([`crate::ddi::random::seed`]). Flow ids
+//! are partly chosen by remote peers; only a seed they don't know keeps
+//! them from choosing ids that collide.
 //!
 //! **Locking.** None: a table is a plain value. Its owner (a port) holds
 //! the lock that serializes access; every method that changes the table
@@ -81,8 +79,9 @@
 
 use super::{ExpiryClass, FlowId, Moment, NANOS_PER_SEC};
 use core::fmt;
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
-use hashbrown::{DefaultHashBuilder, HashMap};
 
 /// The most entries one call to [`FlowTable::evict`] removes. It sizes the
 /// array of candidates kept on the (kernel) stack during the scan: 48
@@ -322,7 +321,7 @@ pub struct FlowTableStats {
 pub struct FlowTable<V> {
     name: &'static str,
     limit: u32,
-    map: HashMap<FlowId, FlowEntry<V>, DefaultHashBuilder>,
+    map: HashMap<FlowId, FlowEntry<V>, FixedState>,
     stats: FlowTableStats,
 }
 
@@ -345,7 +344,7 @@ impl<V: FlowValue> FlowTable<V> {
         Self {
             name,
             limit,
-            map: HashMap::with_hasher(DefaultHashBuilder::default()),
+            map: HashMap::with_hasher(FixedState::with_seed(crate::ddi::random::seed())),
             stats: FlowTableStats { limit, ..FlowTableStats::default() },
         }
     }
