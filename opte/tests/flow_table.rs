@@ -480,6 +480,25 @@ fn clear_hands_back_everything_and_frees_the_table() {
     k.assert_clean();
 }
 
+/// Pinned entries (state other live entries were built from) are never
+/// evicted, whatever the pressure.
+#[test]
+fn pinned_entries_are_never_evicted() {
+    let k = fakekernel::scope();
+    let mut t = FlowTable::new("pinned", 100);
+    for n in 0..10 {
+        let rank = if n < 7 { EvictionRank::Pinned } else { EvictionRank::Idle };
+        assert!(t.insert(id(n), Flow { class: ExpiryClass::Udp, rank, tag: n }, Moment(0)).is_ok());
+    }
+    let mut gone = Vec::new();
+    assert_eq!(t.evict(10, |_, v| gone.push(v.tag)), 3);
+    gone.sort_unstable();
+    assert_eq!(gone, [7, 8, 9]);
+    assert_eq!(t.evict(10, |_, _| {}), 0);
+    assert_eq!(t.len(), 7);
+    k.assert_clean();
+}
+
 #[test]
 fn empty_hands_back_everything_and_keeps_the_allocation() {
     let k = fakekernel::scope();

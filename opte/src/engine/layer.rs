@@ -162,7 +162,8 @@ impl FlowValue for LftEntry {
     }
 
     fn eviction_rank(&self) -> EvictionRank {
-        if self.has_children() { EvictionRank::Established } else { EvictionRank::Idle }
+        // A decision live UFT entries were built from stays while they do.
+        if self.has_children() { EvictionRank::Pinned } else { EvictionRank::Idle }
     }
 }
 

@@ -286,6 +286,10 @@ impl FlowValue for TcpEntry {
     }
 
     fn eviction_rank(&self) -> EvictionRank {
+        // A connection a live UFT entry shares stays while it does.
+        if Arc::strong_count(&self.0) > 1 {
+            return EvictionRank::Pinned;
+        }
         tcp_rank(Some(*self.0.state.lock()), 6)
     }
 }
