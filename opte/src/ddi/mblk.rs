@@ -190,7 +190,15 @@ impl MsgBlk {
     }
 
     /// Copy `out.len()` bytes starting at `off` out of the message.
+    #[inline]
     pub fn read_at(&self, off: usize, out: &mut [u8]) -> Result<(), MsgBlkError> {
+        // The common case: the bytes lie in the first block.
+        if let Some(first) = self.segments().next()
+            && let Some(src) = off.checked_add(out.len()).and_then(|end| first.get(off..end))
+        {
+            out.copy_from_slice(src);
+            return Ok(());
+        }
         let mut skip = off;
         let mut done = 0;
         for seg in self.segments() {
