@@ -28,53 +28,12 @@ fn rule(
     }
 }
 
-fn with_peer() -> Vpc {
-    let v = Vpc::standard();
-    v.net
-        .set_v2p(V2pMapping { vni: vni(VNI), ip: IpAddr::V4(PEER_V4), mac: PEER_MAC, host: HOST_B })
-        .unwrap();
-    v
-}
-
-/// A TCP segment from the peer guest to the standard guest, encapsulated
-/// by host B.
-fn tcp_in(sport: u16, dport: u16, flags: &str) -> Vec<u8> {
-    let f = tcp(
-        PEER_MAC,
-        GUEST_MAC,
-        IpAddr::V4(PEER_V4),
-        sport,
-        IpAddr::V4(GUEST_V4),
-        dport,
-        flags,
-        1000,
-        1,
-        b"",
-    );
-    encap(HOST_B, HOST_A, VNI, false, &f)
-}
-
-fn tcp_out(sport: u16, dport: u16, flags: &str) -> Vec<u8> {
-    tcp(
-        GUEST_MAC,
-        GW_MAC,
-        IpAddr::V4(GUEST_V4),
-        sport,
-        IpAddr::V4(PEER_V4),
-        dport,
-        flags,
-        5000,
-        1001,
-        b"",
-    )
-}
-
 #[test]
 fn inbound_is_denied_by_default_and_allowed_by_rule_with_replies_out() {
     let k = fakekernel::scope();
-    let v = with_peer();
+    let v = Vpc::standard().with_peer();
     assert_eq!(
-        v.inb(&tcp_in(40000, 22, "S")).dropped(),
+        v.inb(&peer_tcp(40000, 22, "S")).dropped(),
         DropReason::Denied { layer: "firewall", rule: None }
     );
     let id = v
@@ -88,13 +47,13 @@ fn inbound_is_denied_by_default_and_allowed_by_rule_with_replies_out() {
             &[(22, 22)],
         ))
         .unwrap();
-    inner(&v.inb(&tcp_in(40000, 22, "S")).pass());
+    inner(&v.inb(&peer_tcp(40000, 22, "S")).pass());
     // The guest's reply passes (stateful), and so does the rest.
-    decap(&v.out(&tcp_out(22, 40000, "SA")).pass());
-    inner(&v.inb(&tcp_in(40000, 22, "A")).pass());
+    decap(&v.out(&guest_tcp(22, 40000, "SA")).pass());
+    inner(&v.inb(&peer_tcp(40000, 22, "A")).pass());
     // Another port is still denied.
     assert_eq!(
-        v.inb(&tcp_in(40001, 23, "S")).dropped(),
+        v.inb(&peer_tcp(40001, 23, "S")).dropped(),
         DropReason::Denied { layer: "firewall", rule: None }
     );
     let fw = v.port.port().dump_layer("firewall").unwrap();
@@ -106,16 +65,16 @@ fn inbound_is_denied_by_default_and_allowed_by_rule_with_replies_out() {
 #[test]
 fn deny_goes_first_at_equal_priority_and_lower_priority_first() {
     let k = fakekernel::scope();
-    let v = with_peer();
+    let v = Vpc::standard().with_peer();
     let any_tcp =
         |prio, action| rule(Direction::Out, prio, action, FwHosts::Any, FwProtocol::Tcp, &[]);
     v.port.set_fw_rules(vec![any_tcp(20, FwAction::Allow), any_tcp(20, FwAction::Deny)]).unwrap();
     assert!(matches!(
-        v.out(&tcp_out(1000, 80, "S")).dropped(),
+        v.out(&guest_tcp(1000, 80, "S")).dropped(),
         DropReason::Denied { layer: "firewall", rule: Some(_) }
     ));
     v.port.set_fw_rules(vec![any_tcp(10, FwAction::Allow), any_tcp(20, FwAction::Deny)]).unwrap();
-    decap(&v.out(&tcp_out(1000, 80, "S")).pass());
+    decap(&v.out(&guest_tcp(1000, 80, "S")).pass());
     // UDP is not TCP: the outbound default (stateful allow) applies.
     decap(&v.out(&from_guest_udp(IpAddr::V4(PEER_V4), 1, 2)).pass());
     drop(v);
@@ -125,7 +84,7 @@ fn deny_goes_first_at_equal_priority_and_lower_priority_first() {
 #[test]
 fn host_protocol_and_port_filters() {
     let k = fakekernel::scope();
-    let v = with_peer();
+    let v = Vpc::standard().with_peer();
     let deny = |hosts, protocol, ports: &[(u16, u16)]| {
         rule(Direction::Out, 10, FwAction::Deny, hosts, protocol, ports)
     };
@@ -158,7 +117,7 @@ fn host_protocol_and_port_filters() {
 #[test]
 fn icmp_type_and_code_filters() {
     let k = fakekernel::scope();
-    let v = with_peer();
+    let v = Vpc::standard().with_peer();
     let allow_echo = rule(
         Direction::In,
         10,
@@ -194,23 +153,23 @@ fn icmp_type_and_code_filters() {
 #[test]
 fn adding_or_removing_a_rule_keeps_established_flows_and_replacing_reevaluates() {
     let k = fakekernel::scope();
-    let v = with_peer();
+    let v = Vpc::standard().with_peer();
     let ssh = rule(Direction::In, 10, FwAction::Allow, FwHosts::Any, FwProtocol::Tcp, &[(22, 22)]);
     let id = v.port.add_fw_rule(ssh.clone()).unwrap();
-    inner(&v.inb(&tcp_in(40000, 22, "S")).pass());
-    decap(&v.out(&tcp_out(22, 40000, "SA")).pass());
-    inner(&v.inb(&tcp_in(40000, 22, "A")).pass());
+    inner(&v.inb(&peer_tcp(40000, 22, "S")).pass());
+    decap(&v.out(&guest_tcp(22, 40000, "SA")).pass());
+    inner(&v.inb(&peer_tcp(40000, 22, "A")).pass());
     // Add a rule denying all TCP: the established flow continues, a new
     // one is denied.
     let deny_tcp = rule(Direction::In, 5, FwAction::Deny, FwHosts::Any, FwProtocol::Tcp, &[]);
     let deny_id = v.port.add_fw_rule(deny_tcp.clone()).unwrap();
-    inner(&v.inb(&tcp_in(40000, 22, "A")).pass());
+    inner(&v.inb(&peer_tcp(40000, 22, "A")).pass());
     assert!(
-        matches!(v.inb(&tcp_in(40002, 22, "S")).dropped(), DropReason::Denied { rule: Some(r), .. } if r == deny_id)
+        matches!(v.inb(&peer_tcp(40002, 22, "S")).dropped(), DropReason::Denied { rule: Some(r), .. } if r == deny_id)
     );
     // Remove the rule that allowed it: the flow still continues.
     v.port.rm_fw_rule(Direction::In, id).unwrap();
-    inner(&v.inb(&tcp_in(40000, 22, "A")).pass());
+    inner(&v.inb(&peer_tcp(40000, 22, "A")).pass());
     assert_eq!(
         v.port.fw_rules().iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),
         vec![deny_tcp]
@@ -227,7 +186,7 @@ fn adding_or_removing_a_rule_keeps_established_flows_and_replacing_reevaluates()
         )])
         .unwrap();
     assert!(matches!(
-        v.inb(&tcp_in(40000, 22, "A")).dropped(),
+        v.inb(&peer_tcp(40000, 22, "A")).dropped(),
         DropReason::Denied { layer: "firewall", .. }
     ));
     // Removing an unknown id is refused.

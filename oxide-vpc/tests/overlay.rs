@@ -12,15 +12,6 @@ use oxide_vpc::api::*;
 use oxide_vpc::engine::{PortLimits, VpcError};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// The standard port with V2P mappings for the peer guest on host B.
-fn with_peer() -> Vpc {
-    let v = Vpc::standard();
-    for ip in [IpAddr::V4(PEER_V4), IpAddr::V6(PEER_V6)] {
-        v.net.set_v2p(V2pMapping { vni: vni(VNI), ip, mac: PEER_MAC, host: HOST_B }).unwrap();
-    }
-    v
-}
-
 fn guest(dst: IpAddr) -> IpAddr {
     if dst.is_ipv4() { IpAddr::V4(GUEST_V4) } else { IpAddr::V6(GUEST_V6) }
 }
@@ -28,7 +19,7 @@ fn guest(dst: IpAddr) -> IpAddr {
 #[test]
 fn guest_to_guest_is_encapsulated_to_the_peer_host_and_replies_come_back() {
     let k = fakekernel::scope();
-    let v = with_peer();
+    let v = Vpc::standard().with_peer();
     for peer in [IpAddr::V4(PEER_V4), IpAddr::V6(PEER_V6)] {
         let out = v.out(&udp(GUEST_MAC, GW_MAC, guest(peer), 33000, peer, 7000, b"ping")).pass();
         let (o, inner_frame) = decap(&out);
@@ -70,7 +61,7 @@ fn a_destination_without_a_mapping_is_a_counted_drop() {
 #[test]
 fn a_v2p_change_redirects_an_existing_flow() {
     let k = fakekernel::scope();
-    let v = with_peer();
+    let v = Vpc::standard().with_peer();
     let f = from_guest_udp(IpAddr::V4(PEER_V4), 40000, 9000);
     assert_eq!(decap(&v.out(&f).pass()).0.dst, HOST_B);
     v.trace.take();
@@ -96,7 +87,7 @@ fn a_v2p_change_redirects_an_existing_flow() {
 #[test]
 fn the_outer_source_port_is_stable_per_flow_and_spreads_over_flows() {
     let k = fakekernel::scope();
-    let v = with_peer();
+    let v = Vpc::standard().with_peer();
     let mut ports = std::collections::BTreeSet::new();
     for sport in 0..32u16 {
         let f = from_guest_udp(IpAddr::V4(PEER_V4), 20000 + sport, 9000);
@@ -113,7 +104,7 @@ fn the_outer_source_port_is_stable_per_flow_and_spreads_over_flows() {
 #[test]
 fn inbound_needs_our_vni_and_a_known_critical_option_set() {
     let k = fakekernel::scope();
-    let v = with_peer();
+    let v = Vpc::standard().with_peer();
     // Open a flow so replies would be allowed by the firewall.
     v.out(&from_guest_udp(IpAddr::V4(PEER_V4), 33000, 7000)).pass();
     let reply =
@@ -191,7 +182,7 @@ fn outer_ext_len(frame: &[u8]) -> usize {
 #[test]
 fn geneve_after_an_outer_ipv6_extension_header_is_accepted() {
     let k = fakekernel::scope();
-    let v = with_peer();
+    let v = Vpc::standard().with_peer();
     v.out(&from_guest_udp(IpAddr::V4(PEER_V4), 33000, 7000)).pass();
     let reply =
         udp(PEER_MAC, GUEST_MAC, IpAddr::V4(PEER_V4), 7000, IpAddr::V4(GUEST_V4), 33000, b"x");

@@ -14,44 +14,6 @@ use oxide_vpc::api::*;
 use oxide_vpc::engine::PortLimits;
 use std::net::IpAddr;
 
-fn with_peer(v: Vpc) -> Vpc {
-    v.net
-        .set_v2p(V2pMapping { vni: vni(VNI), ip: IpAddr::V4(PEER_V4), mac: PEER_MAC, host: HOST_B })
-        .unwrap();
-    v
-}
-
-fn guest_tcp(sport: u16, dport: u16, flags: &str) -> Vec<u8> {
-    tcp(
-        GUEST_MAC,
-        GW_MAC,
-        IpAddr::V4(GUEST_V4),
-        sport,
-        IpAddr::V4(PEER_V4),
-        dport,
-        flags,
-        100,
-        1,
-        b"",
-    )
-}
-
-fn peer_tcp(sport: u16, dport: u16, flags: &str) -> Vec<u8> {
-    let f = tcp(
-        PEER_MAC,
-        GUEST_MAC,
-        IpAddr::V4(PEER_V4),
-        sport,
-        IpAddr::V4(GUEST_V4),
-        dport,
-        flags,
-        900,
-        101,
-        b"",
-    );
-    encap(HOST_B, HOST_A, VNI, false, &f)
-}
-
 fn tcp_state(v: &Vpc) -> Vec<TcpState> {
     v.port.port().dump_tcp().into_iter().map(|(_, s)| s).collect()
 }
@@ -59,7 +21,7 @@ fn tcp_state(v: &Vpc) -> Vec<TcpState> {
 #[test]
 fn layers_run_in_order_out_and_in_reverse() {
     let k = fakekernel::scope();
-    let v = with_peer(Vpc::standard());
+    let v = Vpc::standard().with_peer();
     v.trace.take();
     v.out(&from_guest_udp(IpAddr::V4(PEER_V4), 1000, 2000)).pass();
     assert_eq!(v.trace.layers(), ["gateway", "firewall", "router", "nat", "overlay"]);
@@ -79,7 +41,7 @@ fn layers_run_in_order_out_and_in_reverse() {
 #[test]
 fn a_paused_port_drops_and_a_reset_forgets_flows_but_keeps_rules() {
     let k = fakekernel::scope();
-    let v = with_peer(Vpc::standard());
+    let v = Vpc::standard().with_peer();
     let f = from_guest_udp(IpAddr::V4(PEER_V4), 1000, 2000);
     v.out(&f).pass();
     v.port.port().pause().unwrap();
@@ -103,7 +65,7 @@ fn a_paused_port_drops_and_a_reset_forgets_flows_but_keeps_rules() {
 #[test]
 fn a_bad_ip_length_is_a_counted_parse_drop() {
     let k = fakekernel::scope();
-    let v = with_peer(Vpc::standard());
+    let v = Vpc::standard().with_peer();
     let mut f = from_guest_udp(IpAddr::V4(PEER_V4), 1000, 2000);
     // IPv4 total length beyond the frame.
     f[16..18].copy_from_slice(&900u16.to_be_bytes());
@@ -118,7 +80,7 @@ fn a_bad_ip_length_is_a_counted_parse_drop() {
 #[test]
 fn tcp_outbound_connection_state_close_and_early_reuse() {
     let k = fakekernel::scope();
-    let v = with_peer(Vpc::standard());
+    let v = Vpc::standard().with_peer();
     decap(&v.out(&guest_tcp(40000, 80, "S")).pass());
     assert_eq!(tcp_state(&v), [TcpState::SynSent]);
     inner(&v.inb(&peer_tcp(80, 40000, "SA")).pass());
@@ -140,7 +102,7 @@ fn tcp_outbound_connection_state_close_and_early_reuse() {
 #[test]
 fn tcp_inbound_connection_is_allowed_by_rule_and_reset_closes_it() {
     let k = fakekernel::scope();
-    let v = with_peer(Vpc::standard());
+    let v = Vpc::standard().with_peer();
     v.port
         .add_fw_rule(FirewallRule {
             direction: Direction::In,
@@ -167,7 +129,7 @@ fn tcp_inbound_connection_is_allowed_by_rule_and_reset_closes_it() {
 #[test]
 fn flows_expire_by_protocol_class() {
     let k = fakekernel::scope();
-    let v = with_peer(Vpc::standard());
+    let v = Vpc::standard().with_peer();
     v.out(&from_guest_udp(IpAddr::V4(PEER_V4), 1000, 2000)).pass();
     v.out(&echo(GUEST_MAC, GW_MAC, IpAddr::V4(GUEST_V4), IpAddr::V4(PEER_V4), 7, 1)).pass();
     v.out(&guest_tcp(40000, 80, "S")).pass();
@@ -195,7 +157,7 @@ fn flows_expire_by_protocol_class() {
 #[test]
 fn a_full_table_is_a_counted_drop_not_a_panic() {
     let k = fakekernel::scope();
-    let v = with_peer(Vpc::with(cfg(), PortLimits { uft: 8, lft: 64, tcp: 64 }));
+    let v = Vpc::with(cfg(), PortLimits { uft: 8, lft: 64, tcp: 64 }).with_peer();
     for r in system_routes() {
         v.port.add_route(r).unwrap();
     }
@@ -214,7 +176,7 @@ fn a_full_table_is_a_counted_drop_not_a_panic() {
 #[test]
 fn rule_changes_redecide_cached_flows_in_both_directions() {
     let k = fakekernel::scope();
-    let v = with_peer(Vpc::standard());
+    let v = Vpc::standard().with_peer();
     let out = from_guest_udp(IpAddr::V4(PEER_V4), 1000, 2000);
     let reply = encap(
         HOST_B,

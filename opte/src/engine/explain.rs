@@ -111,8 +111,7 @@ impl Port {
         let mut xform = HdrTransform::NONE;
         let mut meta = Meta::new();
         let mut cur = flow;
-        let layers = self.layers_in_order(dir);
-        for layer in layers {
+        for (_, layer) in self.layers_in_order(dir) {
             let rules = layer.rules.read();
             let remembered = cur.and_then(|f| {
                 let lft = layer.lft(dir).lock();

@@ -248,6 +248,18 @@ impl UftEntry {
         self.epoch
     }
 
+    /// True while the entry may be applied: built under the port's
+    /// current `epoch`, and none of the decisions it was built from
+    /// withdrawn.
+    fn is_current(&self, epoch: u64) -> bool {
+        self.epoch == epoch && !self.withdrawn()
+    }
+
+    /// True when a decision the entry was built from was withdrawn.
+    fn withdrawn(&self) -> bool {
+        self.children.iter().any(LftChild::revoked)
+    }
+
     fn tcp_state(&self) -> Option<TcpFlow> {
         self.tcp.as_ref().map(|t| *t.state.lock())
     }
@@ -602,19 +614,19 @@ impl Port {
     pub(super) fn uft_current(&self, dir: Direction, f: &FlowId) -> Option<HdrTransform> {
         let uft = self.uft(dir).read();
         let e = &uft.get(f)?.value;
-        let fresh = e.epoch == self.epoch.load(Ordering::Acquire)
-            && !e.children.iter().any(LftChild::revoked);
-        fresh.then(|| e.xform.to_transform())
+        e.is_current(self.epoch.load(Ordering::Acquire)).then(|| e.xform.to_transform())
     }
 
-    /// The layers in the order a packet travelling `dir` visits them.
-    pub(super) fn layers_in_order(&self, dir: Direction) -> impl Iterator<Item = &Layer> {
+    /// The layers, with their indices, in the order a packet travelling
+    /// `dir` visits them.
+    pub(super) fn layers_in_order(&self, dir: Direction) -> impl Iterator<Item = (usize, &Layer)> {
         let n = self.layers.len();
         (0..n).filter_map(move |i| {
-            self.layers.get(match dir {
+            let idx = match dir {
                 Direction::Out => i,
                 Direction::In => n - 1 - i,
-            })
+            };
+            self.layers.get(idx).map(|l| (idx, l))
         })
     }
 
@@ -719,8 +731,7 @@ impl Port {
         let uft = self.uft(dir).read();
         let Some(e) = uft.get(f) else { return Fast::Miss };
         let e = &e.value;
-        if e.epoch != self.epoch.load(Ordering::Acquire) || e.children.iter().any(LftChild::revoked)
-        {
+        if !e.is_current(self.epoch.load(Ordering::Acquire)) {
             return Fast::Stale;
         }
         let mut closed = None;
@@ -837,13 +848,7 @@ impl Port {
         let mut meta = Meta::new();
         let mut cur = flow;
         let mut cacheable = flow.is_some();
-        let n = self.layers.len();
-        for i in 0..n {
-            let idx = match dir {
-                Direction::Out => i,
-                Direction::In => n - 1 - i,
-            };
-            let Some(layer) = self.layers.get(idx) else { continue };
+        for (idx, layer) in self.layers_in_order(dir) {
             let mut pairs = Vec::new();
             let step = self.run_layer(
                 layer,
@@ -1227,7 +1232,7 @@ impl Port {
                 let last = Moment(e.value.last_hit.load(Ordering::Relaxed)).max(e.last_hit());
                 // An entry built from a withdrawn decision is dead weight.
                 let keep = now.since(last) < policy.timeout_ns(e.value.expiry_class())
-                    && !e.value.children.iter().any(LftChild::revoked);
+                    && !e.value.withdrawn();
                 if !keep {
                     trace!(self, TraceEvent::FlowExpired { table: name, flow: *id });
                 }

@@ -71,9 +71,9 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use core::net::{Ipv4Addr, Ipv6Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use opte_api::{Ipv4Cidr, Ipv6Cidr, MacAddr, Vni};
+use opte_api::{IpCidr, Ipv4Cidr, Ipv6Cidr, MacAddr, Vni};
 
 use super::Direction;
 use super::meta::{Meta, MetaValue};
@@ -432,6 +432,38 @@ impl fmt::Display for PredicateError {
 }
 
 impl Predicate {
+    /// The source address is inside `c` (of either family).
+    pub fn src_in(c: IpCidr) -> Self {
+        match c {
+            IpCidr::V4(c) => Self::Ipv4Src(Ipv4Match::Prefix(c)),
+            IpCidr::V6(c) => Self::Ipv6Src(Ipv6Match::Prefix(c)),
+        }
+    }
+
+    /// The destination address is inside `c` (of either family).
+    pub fn dst_in(c: IpCidr) -> Self {
+        match c {
+            IpCidr::V4(c) => Self::Ipv4Dst(Ipv4Match::Prefix(c)),
+            IpCidr::V6(c) => Self::Ipv6Dst(Ipv6Match::Prefix(c)),
+        }
+    }
+
+    /// The source address is `ip`.
+    pub fn src_is(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(a) => Self::Ipv4Src(Ipv4Match::Exact(a)),
+            IpAddr::V6(a) => Self::Ipv6Src(Ipv6Match::Exact(a)),
+        }
+    }
+
+    /// The destination address is `ip`.
+    pub fn dst_is(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(a) => Self::Ipv4Dst(Ipv4Match::Exact(a)),
+            IpAddr::V6(a) => Self::Ipv6Dst(Ipv6Match::Exact(a)),
+        }
+    }
+
     /// Check that the predicate is well formed and within the limits (see
     /// [`PredicateError`]). Rule insertion calls this; a predicate that
     /// passes is evaluated with recursion at most [`MAX_PREDICATE_DEPTH`]

@@ -33,7 +33,7 @@ use opte::engine::Direction;
 use opte::engine::action::{Action, DefaultAction};
 use opte::engine::layer::LayerSpec;
 use opte::engine::meta::MetaValue;
-use opte::engine::predicate::{Ipv4Match, Ipv6Match, PortMatch, Predicate};
+use opte::engine::predicate::{PortMatch, Predicate};
 use opte::engine::rule::RuleSpec;
 use opte::packet::ether::ether_type;
 use opte::packet::ip4::protocol;
@@ -117,11 +117,9 @@ fn hosts(cfg: &VpcCfg, dir: Direction, h: &FwHosts) -> Option<Predicate> {
 
 /// The far end (source inbound, destination outbound) inside `c`.
 fn far_end(dir: Direction, c: IpCidr) -> Predicate {
-    match (dir, c) {
-        (Direction::In, IpCidr::V4(c)) => Predicate::Ipv4Src(Ipv4Match::Prefix(c)),
-        (Direction::In, IpCidr::V6(c)) => Predicate::Ipv6Src(Ipv6Match::Prefix(c)),
-        (Direction::Out, IpCidr::V4(c)) => Predicate::Ipv4Dst(Ipv4Match::Prefix(c)),
-        (Direction::Out, IpCidr::V6(c)) => Predicate::Ipv6Dst(Ipv6Match::Prefix(c)),
+    match dir {
+        Direction::In => Predicate::src_in(c),
+        Direction::Out => Predicate::dst_in(c),
     }
 }
 

@@ -43,11 +43,11 @@ use opte::engine::action::{Action, ActionError, DefaultAction, StaticAction};
 use opte::engine::flow::FlowId;
 use opte::engine::layer::LayerSpec;
 use opte::engine::meta::{Meta, MetaValue};
-use opte::engine::predicate::{Ipv4Match, Ipv6Match, Predicate};
+use opte::engine::predicate::Predicate;
 use opte::engine::rule::RuleSpec;
 use opte::engine::transform::{EtherMod, HdrTransform, OuterOp};
 use opte::packet::{Encap, EtherHdr, GeneveHdr, GeneveOptions, Ipv6Hdr, UdpHdr};
-use opte_api::{IpCidr, MacAddr, Vni};
+use opte_api::{MacAddr, Vni};
 
 use super::{RuleSet, VpcNetwork, layer_names, meta_keys};
 use crate::api::{BOUNDARY_VNI, VpcCfg};
@@ -82,7 +82,7 @@ pub fn rules(cfg: &VpcCfg, net: &Arc<VpcNetwork>) -> RuleSet {
             .with(Predicate::GeneveExternal),
     ];
     for p in &cfg.peerings {
-        let from_peer: Vec<Predicate> = p.subnets.iter().map(|c| src_in(*c)).collect();
+        let from_peer: Vec<Predicate> = p.subnets.iter().map(|c| Predicate::src_in(*c)).collect();
         if from_peer.is_empty() {
             continue;
         }
@@ -94,14 +94,6 @@ pub fn rules(cfg: &VpcCfg, net: &Arc<VpcNetwork>) -> RuleSet {
         );
     }
     RuleSet { rules_in, rules_out }
-}
-
-/// A source-address predicate for a CIDR.
-fn src_in(c: IpCidr) -> Predicate {
-    match c {
-        IpCidr::V4(c) => Predicate::Ipv4Src(Ipv4Match::Prefix(c)),
-        IpCidr::V6(c) => Predicate::Ipv6Src(Ipv6Match::Prefix(c)),
-    }
 }
 
 /// Encapsulate to the next hop's host or to a boundary.

@@ -31,9 +31,9 @@ use opte::engine::action::{Action, ActionError, DefaultAction, MetaAction};
 use opte::engine::flow::FlowId;
 use opte::engine::layer::LayerSpec;
 use opte::engine::meta::{Meta, MetaValue};
-use opte::engine::predicate::{Ipv4Match, Ipv6Match, Predicate};
+use opte::engine::predicate::Predicate;
 use opte::engine::rule::RuleSpec;
-use opte_api::{IpCidr, Vni};
+use opte_api::Vni;
 
 use super::{RuleSet, layer_names, meta_keys};
 use crate::api::{RouteClass, RouterEntry, RouterTarget, Uuid, VpcCfg};
@@ -57,14 +57,6 @@ pub fn priority(r: &RouterEntry) -> u16 {
     BASE + 2 * (128 - len) + class
 }
 
-/// The destination predicate of a route.
-pub fn dest_predicate(dest: IpCidr) -> Predicate {
-    match dest {
-        IpCidr::V4(c) => Predicate::Ipv4Dst(Ipv4Match::Prefix(c)),
-        IpCidr::V6(c) => Predicate::Ipv6Dst(Ipv6Match::Prefix(c)),
-    }
-}
-
 /// The router's rules: one per route, outbound.
 pub fn rules(cfg: &VpcCfg, routes: &[RouterEntry]) -> RuleSet {
     let rules_out = routes
@@ -77,7 +69,7 @@ pub fn rules(cfg: &VpcCfg, routes: &[RouterEntry]) -> RuleSet {
                 }
                 target => Action::Meta(Arc::new(RouteTo::new(target, cfg.vni))),
             };
-            RuleSpec::new(priority(r), action).with(dest_predicate(r.dest))
+            RuleSpec::new(priority(r), action).with(Predicate::dst_in(r.dest))
         })
         .collect();
     RuleSet { rules_in: Vec::new(), rules_out }

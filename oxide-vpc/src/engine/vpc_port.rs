@@ -25,7 +25,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use opte::ddi::MsgBlk;
-use opte::ddi::sync::KMutex;
+use opte::ddi::sync::{KMutex, KMutexGuard};
 use opte::engine::action::ActionError;
 use opte::engine::explain::{ExplainVerdict, Explanation};
 use opte::engine::flow_table::ExpiryPolicy;
@@ -114,6 +114,7 @@ impl fmt::Display for VpcError {
 }
 
 /// What a command may change, under `ctl`.
+#[derive(Clone)]
 struct Control {
     cfg: VpcCfg,
     /// Firewall rules with the ids the port gave them.
@@ -129,10 +130,8 @@ pub struct VpcPort {
     ctl: KMutex<Control>,
 }
 
-/// The rule sets of every layer for a configuration.
-struct AllRules {
-    sets: [(&'static str, RuleSet); 5],
-}
+/// The rule sets of every layer for a configuration, by layer name.
+type LayerSets = [(&'static str, RuleSet); 5];
 
 impl VpcPort {
     /// Build a running port for `cfg` on `net`, with no firewall rules
@@ -268,18 +267,16 @@ impl VpcPort {
     }
 
     /// Build every layer's rules for the control state.
-    fn build(ctl: &mut Control, net: &Arc<VpcNetwork>) -> Result<AllRules, VpcError> {
+    fn build(ctl: &mut Control, net: &Arc<VpcNetwork>) -> Result<LayerSets, VpcError> {
         let fw: Vec<FirewallRule> = ctl.fw.iter().map(|(_, r)| r.clone()).collect();
-        let all = AllRules {
-            sets: [
-                (layer_names::GATEWAY, gateway::rules(&ctl.cfg)),
-                (layer_names::FIREWALL, firewall::rules(&ctl.cfg, &fw)),
-                (layer_names::ROUTER, router::rules(&ctl.cfg, &ctl.routes)),
-                (layer_names::NAT, ctl.nat.rules(&ctl.cfg)),
-                (layer_names::OVERLAY, overlay::rules(&ctl.cfg, net)),
-            ],
-        };
-        for (_, set) in &all.sets {
+        let all = [
+            (layer_names::GATEWAY, gateway::rules(&ctl.cfg)),
+            (layer_names::FIREWALL, firewall::rules(&ctl.cfg, &fw)),
+            (layer_names::ROUTER, router::rules(&ctl.cfg, &ctl.routes)),
+            (layer_names::NAT, ctl.nat.rules(&ctl.cfg)),
+            (layer_names::OVERLAY, overlay::rules(&ctl.cfg, net)),
+        ];
+        for (_, set) in &all {
             for specs in [&set.rules_in, &set.rules_out] {
                 check_specs(specs)?;
             }
@@ -289,9 +286,9 @@ impl VpcPort {
 
     /// Install checked rule sets softly; returns the firewall's new ids
     /// (inbound, outbound).
-    fn install(port: &Port, all: AllRules) -> Result<(Vec<RuleId>, Vec<RuleId>), VpcError> {
+    fn install(port: &Port, all: LayerSets) -> Result<(Vec<RuleId>, Vec<RuleId>), VpcError> {
         let mut fw_ids = (Vec::new(), Vec::new());
-        for (name, set) in all.sets {
+        for (name, set) in all {
             let ids_in = port.update_rules(name, Direction::In, set.rules_in)?;
             let ids_out = port.update_rules(name, Direction::Out, set.rules_out)?;
             if name == layer_names::FIREWALL {
@@ -305,20 +302,24 @@ impl VpcPort {
     /// on a copy, then install it and keep the copy. On any error the
     /// port and its state are unchanged.
     fn change(&self, f: impl FnOnce(&mut Control) -> Result<(), VpcError>) -> Result<(), VpcError> {
+        self.change_locked(f).map(drop)
+    }
+
+    /// [`VpcPort::change`], returning the lock on the new state for a
+    /// caller that reports something of it.
+    fn change_locked(
+        &self,
+        f: impl FnOnce(&mut Control) -> Result<(), VpcError>,
+    ) -> Result<KMutexGuard<'_, Control>, VpcError> {
         let mut ctl = self.ctl.lock();
-        let mut next = Control {
-            cfg: ctl.cfg.clone(),
-            fw: ctl.fw.clone(),
-            routes: ctl.routes.clone(),
-            nat: ctl.nat.clone(),
-        };
+        let mut next = Control::clone(&ctl);
         f(&mut next)?;
         next.cfg.validate()?;
         let all = Self::build(&mut next, &self.net)?;
         let (ids_in, ids_out) = Self::install(&self.port, all)?;
         renumber_fw(&mut next.fw, ids_in, ids_out);
         *ctl = next;
-        Ok(())
+        Ok(ctl)
     }
 
     /// Add one firewall rule (a soft change: established flows stay).
@@ -326,8 +327,7 @@ impl VpcPort {
     pub fn add_fw_rule(&self, rule: FirewallRule) -> Result<RuleId, VpcError> {
         rule.validate()?;
         let dir = rule.direction;
-        let mut id = RuleId(0);
-        self.change(|c| {
+        let ctl = self.change_locked(|c| {
             if c.fw.len() >= limits::MAX_FW_RULES {
                 return Err(CfgError::TooMany {
                     what: "firewall rules",
@@ -338,11 +338,11 @@ impl VpcPort {
             c.fw.push((RuleId(0), rule));
             Ok(())
         })?;
-        let ctl = self.ctl.lock();
-        if let Some((i, _)) = ctl.fw.iter().rev().find(|(_, r)| r.direction == dir) {
-            id = *i;
-        }
-        Ok(id)
+        // The rule just added: the last of its direction, numbered by
+        // the change (under the same lock).
+        let id = ctl.fw.iter().rev().find(|(_, r)| r.direction == dir).map(|(id, _)| *id);
+        // Cannot fail (the change just added it); said as an error anyway.
+        id.ok_or(VpcError::NoSuchFwRule { dir, id: RuleId(0) })
     }
 
     /// Remove the firewall rule `id` of direction `dir` (a soft change).

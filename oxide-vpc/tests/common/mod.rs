@@ -253,6 +253,16 @@ impl Vpc {
         Self { net, port, trace, pcap: PcapLog::default(), now: Cell::new(1) }
     }
 
+    /// Add the V2P mappings of the peer guest (both families, on host B).
+    pub fn with_peer(self) -> Self {
+        for ip in [IpAddr::V4(PEER_V4), IpAddr::V6(PEER_V6)] {
+            self.net
+                .set_v2p(V2pMapping { vni: vni(VNI), ip, mac: PEER_MAC, host: HOST_B })
+                .unwrap();
+        }
+        self
+    }
+
     /// Move the clock forward.
     pub fn advance(&self, secs: u64) {
         self.now.set(self.now.get() + secs * NANOS_PER_SEC);
@@ -393,6 +403,40 @@ pub fn echo(smac: MacAddr, dmac: MacAddr, src: IpAddr, dst: IpAddr, id: u16, seq
 pub fn from_guest_udp(dst: IpAddr, sport: u16, dport: u16) -> Vec<u8> {
     let src = if dst.is_ipv4() { IpAddr::V4(GUEST_V4) } else { IpAddr::V6(GUEST_V6) };
     udp(GUEST_MAC, GW_MAC, src, sport, dst, dport, b"hello")
+}
+
+/// A TCP segment (IPv4) from the standard guest to the peer guest.
+pub fn guest_tcp(sport: u16, dport: u16, flags: &str) -> Vec<u8> {
+    tcp(
+        GUEST_MAC,
+        GW_MAC,
+        IpAddr::V4(GUEST_V4),
+        sport,
+        IpAddr::V4(PEER_V4),
+        dport,
+        flags,
+        100,
+        1,
+        b"",
+    )
+}
+
+/// A TCP segment (IPv4) from the peer guest to the standard guest, as
+/// host B encapsulates it.
+pub fn peer_tcp(sport: u16, dport: u16, flags: &str) -> Vec<u8> {
+    let f = tcp(
+        PEER_MAC,
+        GUEST_MAC,
+        IpAddr::V4(PEER_V4),
+        sport,
+        IpAddr::V4(GUEST_V4),
+        dport,
+        flags,
+        900,
+        101,
+        b"",
+    );
+    encap(HOST_B, HOST_A, VNI, false, &f)
 }
 
 /// What the outer headers of an encapsulated frame said.

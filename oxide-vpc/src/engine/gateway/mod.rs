@@ -72,7 +72,7 @@ use opte::engine::predicate::{Ipv4Match, Ipv6Match, MacMatch, Predicate};
 use opte::engine::rule::RuleSpec;
 use opte::engine::transform::{EtherMod, HdrTransform};
 use opte::packet::{FrameBuilder, Headers, L4};
-use opte_api::{IpCidr, MacAddr};
+use opte_api::MacAddr;
 
 use super::{RuleSet, layer_names, meta_keys};
 use crate::api::VpcCfg;
@@ -174,7 +174,9 @@ pub fn rules(cfg: &VpcCfg) -> RuleSet {
     let transit_out = cfg.transit.iter().filter(|t| t.dir == Direction::Out).map(|t| t.cidr);
     for cidr in owned.chain(transit_out) {
         out.push(
-            RuleSpec::new(PRIO_ANTI_SPOOF, Action::Allow).with(guest.clone()).with(src_in(cidr)),
+            RuleSpec::new(PRIO_ANTI_SPOOF, Action::Allow)
+                .with(guest.clone())
+                .with(Predicate::src_in(cidr)),
         );
     }
 
@@ -195,7 +197,7 @@ fn inbound_rules(cfg: &VpcCfg) -> Vec<RuleSpec> {
         v.push(rule(Predicate::Ipv6Dst(Ipv6Match::Exact(v6.private_ip))));
     }
     for s in &cfg.attached_subnets {
-        let r = rule(dst_in(s.cidr));
+        let r = rule(Predicate::dst_in(s.cidr));
         v.push(if s.external {
             r.with(Predicate::Meta {
                 key: alloc::string::String::from(meta_keys::EXTERNAL),
@@ -206,25 +208,9 @@ fn inbound_rules(cfg: &VpcCfg) -> Vec<RuleSpec> {
         });
     }
     for t in cfg.transit.iter().filter(|t| t.dir == Direction::In) {
-        v.push(rule(dst_in(t.cidr)));
+        v.push(rule(Predicate::dst_in(t.cidr)));
     }
     v
-}
-
-/// A source-address predicate for a CIDR.
-fn src_in(c: IpCidr) -> Predicate {
-    match c {
-        IpCidr::V4(c) => Predicate::Ipv4Src(Ipv4Match::Prefix(c)),
-        IpCidr::V6(c) => Predicate::Ipv6Src(Ipv6Match::Prefix(c)),
-    }
-}
-
-/// A destination-address predicate for a CIDR.
-fn dst_in(c: IpCidr) -> Predicate {
-    match c {
-        IpCidr::V4(c) => Predicate::Ipv4Dst(Ipv4Match::Prefix(c)),
-        IpCidr::V6(c) => Predicate::Ipv6Dst(Ipv6Match::Prefix(c)),
-    }
 }
 
 /// Inbound frames for the guest appear to come from the gateway: the

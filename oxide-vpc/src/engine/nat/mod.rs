@@ -67,10 +67,9 @@ use core::net::IpAddr;
 use opte::engine::action::{Action, DefaultAction};
 use opte::engine::layer::LayerSpec;
 use opte::engine::meta::MetaValue;
-use opte::engine::predicate::{Ipv4Match, Ipv6Match, Predicate};
+use opte::engine::predicate::Predicate;
 use opte::engine::rule::RuleSpec;
 use opte::packet::icmp::{icmpv4_type, icmpv6_type};
-use opte_api::IpCidr;
 
 use self::action::{ExtAddr, Floating, FlowIndex, NotSnatable, OneToOne, SnatAction};
 use self::icmp::IcmpErrorNat;
@@ -211,10 +210,11 @@ impl NatState {
             set.rules_out.push(
                 RuleSpec::new(prio::EXT_SUBNET_ALLOW, Action::Allow)
                     .with(routed_to_igw())
-                    .with(src_in(s.cidr)),
+                    .with(Predicate::src_in(s.cidr)),
             );
-            set.rules_out
-                .push(RuleSpec::new(prio::EXT_SUBNET_DENY, Action::Deny).with(src_in(s.cidr)));
+            set.rules_out.push(
+                RuleSpec::new(prio::EXT_SUBNET_DENY, Action::Deny).with(Predicate::src_in(s.cidr)),
+            );
         }
         set
     }
@@ -286,7 +286,7 @@ impl NatState {
 
     /// One family's rules.
     fn family_rules(&mut self, f: &Family, hook: &Arc<IcmpErrorNat>, set: &mut RuleSet) {
-        let from_guest = || vec![routed_to_igw(), src_is(f.private)];
+        let from_guest = || vec![routed_to_igw(), Predicate::src_is(f.private)];
         let rule = |prio: u16, action: Action, preds: Vec<Predicate>| RuleSpec {
             priority: prio,
             predicates: preds,
@@ -302,7 +302,7 @@ impl NatState {
                 Action::HandlePacket(hook.clone()),
                 vec![
                     icmp_error(f.v6),
-                    Predicate::Any(ext_ips.iter().map(|ip| dst_is(*ip)).collect()),
+                    Predicate::Any(ext_ips.iter().map(|ip| Predicate::dst_is(*ip)).collect()),
                 ],
             ));
         }
@@ -328,7 +328,11 @@ impl NatState {
             }
             seen.push(e.ip);
             let a = self.one_to_one_action(e, f.private);
-            set.rules_in.push(rule(prio::FLOATING, Action::Stateful(a), vec![dst_is(e.ip)]));
+            set.rules_in.push(rule(
+                prio::FLOATING,
+                Action::Stateful(a),
+                vec![Predicate::dst_is(e.ip)],
+            ));
         }
         if let Some(s) = &f.snat {
             let a = self.snat_action(s);
@@ -343,7 +347,7 @@ impl NatState {
             ));
             set.rules_out.push(rule(prio::SNAT, Action::Stateful(a), p));
             if !seen.contains(&s.ip) {
-                set.rules_in.push(rule(prio::SNAT, Action::Deny, vec![dst_is(s.ip)]));
+                set.rules_in.push(rule(prio::SNAT, Action::Deny, vec![Predicate::dst_is(s.ip)]));
             }
         }
         set.rules_out.push(rule(prio::NO_EXTERNAL_IP, Action::Deny, from_guest()));
@@ -376,27 +380,6 @@ fn igw_filter(igws: impl IntoIterator<Item = Option<Uuid>>) -> Option<Predicate>
     let mut any: Vec<Predicate> = ids.iter().map(|id| meta(alloc::format!("{id}"))).collect();
     any.push(meta(String::from(meta_keys::IGW_ANY)));
     Some(Predicate::Any(any))
-}
-
-fn src_is(ip: IpAddr) -> Predicate {
-    match ip {
-        IpAddr::V4(a) => Predicate::Ipv4Src(Ipv4Match::Exact(a)),
-        IpAddr::V6(a) => Predicate::Ipv6Src(Ipv6Match::Exact(a)),
-    }
-}
-
-fn dst_is(ip: IpAddr) -> Predicate {
-    match ip {
-        IpAddr::V4(a) => Predicate::Ipv4Dst(Ipv4Match::Exact(a)),
-        IpAddr::V6(a) => Predicate::Ipv6Dst(Ipv6Match::Exact(a)),
-    }
-}
-
-fn src_in(c: IpCidr) -> Predicate {
-    match c {
-        IpCidr::V4(c) => Predicate::Ipv4Src(Ipv4Match::Prefix(c)),
-        IpCidr::V6(c) => Predicate::Ipv6Src(Ipv6Match::Prefix(c)),
-    }
 }
 
 /// An ICMP (v6) error message: one that quotes the packet it is about.
