@@ -1024,10 +1024,10 @@ fn a_revoked_decision_stops_its_replies_even_when_they_came_first() {
     k.assert_clean();
 }
 
-/// A stateful action that, while making its state, changes the rules of
-/// its own port (as a concurrent `add_rule` would at that moment).
-struct ChangesRulesMeanwhile {
-    port: std::sync::OnceLock<std::sync::Weak<Port>>,
+/// A stateful action that, while making its state, tells another thread
+/// to change the port's rules, and gives it time to try.
+struct SignalsWhileDeciding {
+    started: std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
 }
 
 struct Nothing;
@@ -1041,21 +1041,22 @@ impl ActionDesc for Nothing {
     }
 }
 
-impl fmt::Display for ChangesRulesMeanwhile {
+impl fmt::Display for SignalsWhileDeciding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("changes-rules")
+        f.write_str("signals-while-deciding")
     }
 }
 
-impl StatefulAction for ChangesRulesMeanwhile {
+impl StatefulAction for SignalsWhileDeciding {
     fn gen_desc(
         &self,
         _: Direction,
         _: &FlowId,
         _: &mut Meta,
     ) -> Result<Arc<dyn ActionDesc>, ActionError> {
-        if let Some(port) = self.port.get().and_then(std::sync::Weak::upgrade) {
-            port.add_rule("firewall", Direction::Out, deny_out_to_53()).unwrap();
+        if let Some(tx) = self.started.lock().unwrap().take() {
+            tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
         Ok(Arc::new(Nothing))
     }
@@ -1065,13 +1066,23 @@ impl StatefulAction for ChangesRulesMeanwhile {
 fn a_rule_change_during_a_decision_still_rechecks_it() {
     let k = fakekernel::scope();
     let port = Arc::new(firewall_only(64));
-    let action = Arc::new(ChangesRulesMeanwhile { port: std::sync::OnceLock::new() });
-    action.port.set(Arc::downgrade(&port)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let action = Arc::new(SignalsWhileDeciding { started: std::sync::Mutex::new(Some(tx)) });
     port.add_rule("firewall", Direction::Out, RuleSpec::new(10, Action::Stateful(action))).unwrap();
     let out = udp(GUEST, 5000, PEER, 53);
-    // Decided by the stateful rule, while the deny rule was added.
+    // Another thread adds a deny rule while the stateful rule decides the
+    // first packet: the change waits for the decision or lands before its
+    // store, and either way the decision predates the deny rule.
+    let changer = {
+        let port = Arc::clone(&port);
+        std::thread::spawn(move || {
+            rx.recv().unwrap();
+            port.add_rule("firewall", Direction::Out, deny_out_to_53()).unwrap();
+        })
+    };
     assert_modified(&run(&port, Direction::Out, &out));
-    // The decision predates the deny rule: the next packet is re-checked.
+    changer.join().unwrap();
+    // So the next packet is re-checked.
     let r = run(&port, Direction::Out, &out);
     assert!(matches!(r, ProcessResult::Drop(DropReason::Denied { .. })), "{r:?}");
     drop(port);

@@ -111,11 +111,12 @@ impl Port {
         let mut xform = HdrTransform::NONE;
         let mut meta = Meta::new();
         let mut cur = flow;
-        for (_, layer) in self.layers_in_order(dir) {
-            let rules = layer.rules.read();
+        let all_rules = self.rules.read();
+        for (idx, layer) in self.layers_in_order(dir) {
+            let Some(rules) = all_rules.get(idx) else { continue };
             let remembered = cur.and_then(|f| {
-                let lft = layer.lft(dir).lock();
-                let e = lft.get(&f)?;
+                let lft = layer.lft.lock();
+                let e = lft.table(dir).get(&f)?;
                 if e.value.token.revoked() {
                     return None;
                 }
@@ -132,7 +133,6 @@ impl Port {
                     Some(r) => (r.spec.action.clone(), Some(r.id)),
                     None => (Action::from(rules.default(dir)), None),
                 };
-                drop(rules);
                 let decision = rule.map_or(Decision::Default, Decision::Rule);
                 let text = action.to_string();
                 let err = |error| DropReason::Action { layer: layer.name, error };

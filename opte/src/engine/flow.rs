@@ -12,7 +12,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A flow's protocol, addresses and ports, as the guest-side packet
 /// carries them.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowId {
     /// IP protocol number.
     pub proto: u8,
@@ -22,6 +22,23 @@ pub struct FlowId {
     pub dst: [u8; 16],
     pub src_port: u16,
     pub dst_port: u16,
+}
+
+/// Every field, fed to the hasher as three words (a derived `Hash` makes
+/// eight calls, two of them for slice lengths): flow tables hash a key
+/// for every lookup.
+impl core::hash::Hash for FlowId {
+    #[inline]
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(u128::from_ne_bytes(self.src));
+        state.write_u128(u128::from_ne_bytes(self.dst));
+        state.write_u64(
+            u64::from(self.proto)
+                | u64::from(self.v6) << 8
+                | u64::from(self.src_port) << 16
+                | u64::from(self.dst_port) << 32,
+        );
+    }
 }
 
 impl FlowId {

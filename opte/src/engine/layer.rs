@@ -28,12 +28,15 @@
 //!
 //! # Locking
 //!
-//! - `rules` (read/write lock): the rule tables, defaults and generation.
-//!   Packets take it for reading; only rule changes take it for writing.
-//! - `lft_in`, `lft_out` (mutexes): the layer flow tables, taken only by
-//!   the first packet of a flow (never by a unified-flow-table hit) and by
-//!   expiry. Never held while `rules` is taken for writing... and never
-//!   taken while holding a unified flow table lock.
+//! - A layer's [`LayerRules`] (rule tables, defaults and generation) live
+//!   with every other layer's under the port's one rules lock (see
+//!   [`port`](super::port)): a first packet reads all of them under one
+//!   read hold; only rule changes take it for writing.
+//! - `lft` (mutex): both directions' layer flow tables ([`LftPair`]), so
+//!   a stateful decision stores its pair of entries under one hold. Taken
+//!   only by the first packet of a flow (never by a unified-flow-table
+//!   hit), by rule changes and by expiry; taken after the port's rules
+//!   lock, never while holding a unified flow table lock.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -45,7 +48,7 @@ use super::flow_table::{EvictionRank, FlowTable, FlowValue};
 use super::rule::{RuleId, RuleTable};
 use super::stats::LayerStats;
 use super::{Direction, ExpiryClass};
-use crate::ddi::sync::{KMutex, KRwLock};
+use crate::ddi::sync::KMutex;
 
 /// Shared by the two LFT entries of one stateful decision: counts the
 /// unified flow table entries built from them.
@@ -184,7 +187,7 @@ pub struct LayerSpec {
     pub keep_flows: bool,
 }
 
-/// The rules of a layer, under its read/write lock.
+/// The rules of a layer, under the port's rules lock.
 pub struct LayerRules {
     pub rules_in: RuleTable,
     pub rules_out: RuleTable,
@@ -195,6 +198,17 @@ pub struct LayerRules {
 }
 
 impl LayerRules {
+    /// No rules yet, the spec's defaults.
+    pub fn new(spec: &LayerSpec) -> Self {
+        Self {
+            rules_in: RuleTable::new(),
+            rules_out: RuleTable::new(),
+            default_in: spec.default_in,
+            default_out: spec.default_out,
+            generation: 0,
+        }
+    }
+
     /// The rule table for a direction.
     pub fn table(&self, dir: Direction) -> &RuleTable {
         match dir {
@@ -220,7 +234,32 @@ impl LayerRules {
     }
 }
 
-/// One stage of a port's pipeline.
+/// A layer's two flow tables: decisions by the flow as seen inbound and
+/// as seen outbound.
+pub struct LftPair {
+    pub inbound: FlowTable<LftEntry>,
+    pub outbound: FlowTable<LftEntry>,
+}
+
+impl LftPair {
+    /// The table of a direction.
+    pub fn table(&self, dir: Direction) -> &FlowTable<LftEntry> {
+        match dir {
+            Direction::In => &self.inbound,
+            Direction::Out => &self.outbound,
+        }
+    }
+
+    /// The table of a direction, to change.
+    pub fn table_mut(&mut self, dir: Direction) -> &mut FlowTable<LftEntry> {
+        match dir {
+            Direction::In => &mut self.inbound,
+            Direction::Out => &mut self.outbound,
+        }
+    }
+}
+
+/// One stage of a port's pipeline (its rules are kept by the port).
 pub struct Layer {
     pub name: &'static str,
     /// See [`LayerSpec::keep_flows`].
@@ -228,51 +267,37 @@ pub struct Layer {
     /// Set once the layer has stored a stateful decision: until then
     /// its flow tables are empty and a first packet need not lock them.
     pub stateful_seen: AtomicBool,
-    pub rules: KRwLock<LayerRules>,
-    pub lft_in: KMutex<FlowTable<LftEntry>>,
-    pub lft_out: KMutex<FlowTable<LftEntry>>,
+    pub lft: KMutex<LftPair>,
     pub stats: LayerStats,
 }
 
 impl Layer {
-    /// A layer with no rules.
+    /// A layer with empty flow tables.
     pub fn new(spec: &LayerSpec) -> Self {
         Self {
             name: spec.name,
             keep_flows: spec.keep_flows,
             stateful_seen: AtomicBool::new(false),
-            rules: KRwLock::new(LayerRules {
-                rules_in: RuleTable::new(),
-                rules_out: RuleTable::new(),
-                default_in: spec.default_in,
-                default_out: spec.default_out,
-                generation: 0,
+            lft: KMutex::new(LftPair {
+                inbound: FlowTable::new(spec.name, spec.lft_limit),
+                outbound: FlowTable::new(spec.name, spec.lft_limit),
             }),
-            lft_in: KMutex::new(FlowTable::new(spec.name, spec.lft_limit)),
-            lft_out: KMutex::new(FlowTable::new(spec.name, spec.lft_limit)),
             stats: LayerStats::default(),
-        }
-    }
-
-    /// The layer flow table of a direction.
-    pub fn lft(&self, dir: Direction) -> &KMutex<FlowTable<LftEntry>> {
-        match dir {
-            Direction::In => &self.lft_in,
-            Direction::Out => &self.lft_out,
         }
     }
 
     /// Drop every flow entry of both directions.
     pub fn clear_flows(&self) {
-        for dir in [Direction::In, Direction::Out] {
-            self.lft(dir).lock().clear(|_, _| {});
-        }
+        let mut lft = self.lft.lock();
+        lft.inbound.clear(|_, _| {});
+        lft.outbound.clear(|_, _| {});
     }
 
     /// Every LFT entry of a direction (for dumps).
     pub fn dump_lft(&self, dir: Direction) -> Vec<(FlowId, Option<RuleId>, bool)> {
-        self.lft(dir)
+        self.lft
             .lock()
+            .table(dir)
             .iter()
             .map(|(id, e)| (*id, e.value.rule, e.value.token.desc().is_some()))
             .collect()

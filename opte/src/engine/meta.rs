@@ -7,7 +7,7 @@
 //! the port counts the packet as dropped for it.
 
 use alloc::sync::Arc;
-use alloc::vec::Vec;
+use arrayvec::ArrayVec;
 use core::net::IpAddr;
 
 /// Most metadata entries one packet carries.
@@ -32,40 +32,41 @@ pub struct MetaFull;
 /// for the key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Meta {
-    entries: Vec<(&'static str, MetaValue)>,
+    /// Inline (a packet's metadata lives on the stack of its walk: no
+    /// allocation per packet).
+    entries: ArrayVec<(&'static str, MetaValue), MAX_META_ENTRIES>,
+}
+
+/// Keys are usually the same static string (one pointer compare); a
+/// key spelled elsewhere still matches by its text.
+#[inline]
+fn same_key(a: &str, b: &str) -> bool {
+    core::ptr::eq(a, b) || a == b
 }
 
 impl Meta {
     /// Empty metadata.
     pub const fn new() -> Self {
-        Self { entries: Vec::new() }
+        Self { entries: ArrayVec::new_const() }
     }
 
     /// The value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&MetaValue> {
-        self.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.entries.iter().find(|(k, _)| same_key(k, key)).map(|(_, v)| v)
     }
 
     /// Set `key` to `value`, replacing an earlier value.
     pub fn set(&mut self, key: &'static str, value: MetaValue) -> Result<(), MetaFull> {
-        if let Some(slot) = self.entries.iter_mut().find(|(k, _)| *k == key) {
+        if let Some(slot) = self.entries.iter_mut().find(|(k, _)| same_key(k, key)) {
             slot.1 = value;
             return Ok(());
         }
-        if self.entries.len() >= MAX_META_ENTRIES {
-            return Err(MetaFull);
-        }
-        if self.entries.is_empty() {
-            // Room for what a pipeline typically records, at once.
-            self.entries.reserve(8);
-        }
-        self.entries.push((key, value));
-        Ok(())
+        self.entries.try_push((key, value)).map_err(|_| MetaFull)
     }
 
     /// Remove `key`.
     pub fn remove(&mut self, key: &str) -> Option<MetaValue> {
-        let i = self.entries.iter().position(|(k, _)| *k == key)?;
+        let i = self.entries.iter().position(|(k, _)| same_key(k, key))?;
         Some(self.entries.swap_remove(i).1)
     }
 

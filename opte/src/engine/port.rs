@@ -55,11 +55,16 @@
 //! - `tcp` (mutex): the TCP flow table, taken by the first packet of a
 //!   flow and when a flow closes; each flow's state has its own mutex,
 //!   which is all a UFT hit takes (per-flow lock).
-//! - each layer's `rules` (read/write lock) is taken for writing only by
-//!   rule changes; packets read it.
+//! - `rules` (read/write lock): every layer's rule tables, defaults and
+//!   generation, in layer order. A first packet takes it for reading once
+//!   and holds it through the layer walk (one hold, not one per layer);
+//!   only rule changes take it for writing, and no packet waits for one
+//!   except behind a writer that is already waiting.
+//! - each layer's `lft` (mutex): its two flow tables.
 //!
-//! Lock order: a UFT lock, then a TCP flow mutex; a layer's rules, then
-//! its LFT mutex; the TCP table mutex is never held with a UFT lock. No
+//! Lock order: `rules`, then a layer's LFT mutex or the state a layer's
+//! actions lock (a NAT pool, a network's mappings); a UFT lock, then a
+//! TCP flow mutex; the TCP table mutex is never held with a UFT lock. No
 //! packet path holds a lock that a rule change takes for writing.
 
 use alloc::string::String;
@@ -67,6 +72,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use smallvec::SmallVec;
 
 use super::action::{Action, HandlePacket, HandleResult};
 use super::flow::FlowId;
@@ -225,7 +231,7 @@ pub struct UftEntry {
     epoch: u64,
     /// Holds on the LFT decisions the entry was built from; a revoked
     /// one makes the entry stale.
-    children: Vec<LftChild>,
+    children: Children,
     tcp: Option<SharedTcp>,
     proto: u8,
     hits: AtomicU64,
@@ -330,10 +336,21 @@ pub struct TableUsage {
     pub tcp_limit: u32,
 }
 
+/// A UFT entry's holds on the LFT decisions it was built from: inline
+/// for the usual few stateful layers, so storing a flow allocates no list.
+type Children = SmallVec<[LftChild; 2]>;
+
+/// The LFT pairs a first packet created (layer index, direction, flow,
+/// reply flow), to undo if the packet does not pass: at most one per
+/// layer, on the stack for the usual few.
+type Created = SmallVec<[(usize, Direction, FlowId, FlowId); 4]>;
+
 /// What a layer did with a packet being classified (a stack value on the
 /// slow path: its size doesn't matter).
 #[allow(clippy::large_enum_variant)]
 enum Step {
+    /// Passed unchanged (nothing to compose).
+    Allow,
     Pass(HdrTransform),
     Hairpin(MsgBlk),
     Handle(Arc<dyn HandlePacket>),
@@ -351,6 +368,8 @@ enum Fast {
 pub struct Port {
     name: String,
     layers: Vec<Layer>,
+    /// Every layer's rules, indexed as `layers`.
+    pub(super) rules: KRwLock<Vec<LayerRules>>,
     /// Serializes lifecycle transitions; the state itself is `state`.
     transitions: KMutex<()>,
     state: AtomicU8,
@@ -369,6 +388,7 @@ impl Port {
     pub fn new(cfg: PortConfig, tracer: Option<Arc<dyn Tracer>>) -> Self {
         Self {
             layers: cfg.layers.iter().map(Layer::new).collect(),
+            rules: KRwLock::new(cfg.layers.iter().map(LayerRules::new).collect()),
             transitions: KMutex::new(()),
             state: AtomicU8::new(PortState::Ready.as_u8()),
             epoch: AtomicU64::new(1),
@@ -431,17 +451,30 @@ impl Port {
         self.uft_out.write().empty(|_, _| {});
         self.tcp.lock().empty(|_, _| {});
         for l in &self.layers {
-            for dir in [Direction::In, Direction::Out] {
-                l.lft(dir).lock().empty(|_, _| {});
-            }
+            let mut lft = l.lft.lock();
+            lft.inbound.empty(|_, _| {});
+            lft.outbound.empty(|_, _| {});
         }
     }
 
-    fn layer(&self, name: &str) -> Result<&Layer, PortError> {
+    fn layer(&self, name: &str) -> Result<(usize, &Layer), PortError> {
         self.layers
             .iter()
-            .find(|l| l.name == name)
+            .enumerate()
+            .find(|(_, l)| l.name == name)
             .ok_or_else(|| PortError::NoSuchLayer(String::from(name)))
+    }
+
+    /// Run `f` on layer `idx`'s rules under the write lock. (`idx` comes
+    /// from [`Port::layer`], so it is in range.)
+    fn change_rules<T>(
+        &self,
+        idx: usize,
+        f: impl FnOnce(&mut LayerRules) -> Result<T, PortError>,
+    ) -> Result<T, PortError> {
+        let mut all = self.rules.write();
+        let rules = all.get_mut(idx).ok_or(PortError::NoSuchLayer(String::new()))?;
+        f(rules)
     }
 
     fn bump_epoch(&self) {
@@ -456,24 +489,26 @@ impl Port {
         dir: Direction,
         spec: RuleSpec,
     ) -> Result<RuleId, PortError> {
-        let l = self.layer(layer)?;
+        let (idx, _) = self.layer(layer)?;
         RuleTable::validate(&spec).map_err(PortError::Rule)?;
         let id = RuleId(self.next_rule.fetch_add(1, Ordering::Relaxed));
-        let mut rules = l.rules.write();
-        rules.table_mut(dir).add(id, spec).map_err(PortError::Rule)?;
-        rules.generation += 1;
-        drop(rules);
+        self.change_rules(idx, |rules| {
+            rules.table_mut(dir).add(id, spec).map_err(PortError::Rule)?;
+            rules.generation += 1;
+            Ok(())
+        })?;
         self.bump_epoch();
         Ok(id)
     }
 
     /// Remove one rule (a soft change).
     pub fn remove_rule(&self, layer: &str, dir: Direction, id: RuleId) -> Result<(), PortError> {
-        let l = self.layer(layer)?;
-        let mut rules = l.rules.write();
-        rules.table_mut(dir).remove(id).map_err(PortError::Rule)?;
-        rules.generation += 1;
-        drop(rules);
+        let (idx, _) = self.layer(layer)?;
+        self.change_rules(idx, |rules| {
+            rules.table_mut(dir).remove(id).map_err(PortError::Rule)?;
+            rules.generation += 1;
+            Ok(())
+        })?;
         self.bump_epoch();
         Ok(())
     }
@@ -487,7 +522,7 @@ impl Port {
         dir: Direction,
         specs: Vec<RuleSpec>,
     ) -> Result<Vec<RuleId>, PortError> {
-        let l = self.layer(layer)?;
+        let (idx, l) = self.layer(layer)?;
         if specs.len() > super::rule::MAX_RULES {
             return Err(PortError::Rule(RuleError::TooManyRules));
         }
@@ -498,11 +533,14 @@ impl Port {
         let ids = table
             .update(specs, || RuleId(self.next_rule.fetch_add(1, Ordering::Relaxed)))
             .map_err(PortError::Rule)?;
-        let mut rules = l.rules.write();
-        *rules.table_mut(dir) = table;
-        rules.generation += 1;
-        drop(rules);
-        l.clear_flows();
+        // The flows go under the same write hold, so no first packet
+        // decides by the old rules after they are cleared.
+        self.change_rules(idx, |rules| {
+            *rules.table_mut(dir) = table;
+            rules.generation += 1;
+            l.clear_flows();
+            Ok(())
+        })?;
         self.bump_epoch();
         Ok(ids)
     }
@@ -520,14 +558,15 @@ impl Port {
         dir: Direction,
         specs: Vec<RuleSpec>,
     ) -> Result<Vec<RuleId>, PortError> {
-        let l = self.layer(layer)?;
-        let mut rules = l.rules.write();
-        let ids = rules
-            .table_mut(dir)
-            .update(specs, || RuleId(self.next_rule.fetch_add(1, Ordering::Relaxed)))
-            .map_err(PortError::Rule)?;
-        rules.generation += 1;
-        drop(rules);
+        let (idx, _) = self.layer(layer)?;
+        let ids = self.change_rules(idx, |rules| {
+            let ids = rules
+                .table_mut(dir)
+                .update(specs, || RuleId(self.next_rule.fetch_add(1, Ordering::Relaxed)))
+                .map_err(PortError::Rule)?;
+            rules.generation += 1;
+            Ok(ids)
+        })?;
         self.bump_epoch();
         Ok(ids)
     }
@@ -569,8 +608,9 @@ impl Port {
         v.push((String::from("uft_out"), self.uft_out.read().stats()));
         v.push((String::from("tcp"), self.tcp.lock().stats()));
         for l in &self.layers {
-            v.push((alloc::format!("{}/in", l.name), l.lft_in.lock().stats()));
-            v.push((alloc::format!("{}/out", l.name), l.lft_out.lock().stats()));
+            let lft = l.lft.lock();
+            v.push((alloc::format!("{}/in", l.name), lft.inbound.stats()));
+            v.push((alloc::format!("{}/out", l.name), lft.outbound.stats()));
         }
         v
     }
@@ -582,8 +622,13 @@ impl Port {
 
     /// One layer's rules, defaults, flow table sizes and counters.
     pub fn dump_layer(&self, name: &str) -> Result<LayerDump, PortError> {
-        let l = self.layer(name)?;
-        let rules = l.rules.read();
+        let (idx, l) = self.layer(name)?;
+        let all = self.rules.read();
+        let rules = all.get(idx).ok_or_else(|| PortError::NoSuchLayer(String::from(name)))?;
+        let (lft_in, lft_out) = {
+            let lft = l.lft.lock();
+            (lft.inbound.len(), lft.outbound.len())
+        };
         let list = |t: &RuleTable| {
             t.iter()
                 .map(|r| (r.id, r.spec.priority, alloc::format!("{}", r.spec.action), r.hits()))
@@ -595,8 +640,8 @@ impl Port {
             rules_out: list(&rules.rules_out),
             default_in: rules.default_in,
             default_out: rules.default_out,
-            lft_in: l.lft_in.lock().len(),
-            lft_out: l.lft_out.lock().len(),
+            lft_in,
+            lft_out,
             stats: l.stats.snapshot(),
         })
     }
@@ -644,7 +689,7 @@ impl Port {
     /// Remove the LFT entries of one layer (or all layers).
     pub fn clear_lft(&self, layer: Option<&str>) -> Result<(), PortError> {
         match layer {
-            Some(n) => self.layer(n)?.clear_flows(),
+            Some(n) => self.layer(n)?.1.clear_flows(),
             None => self.layers.iter().for_each(Layer::clear_flows),
         }
         Ok(())
@@ -804,7 +849,7 @@ impl Port {
         now: Moment,
     ) -> ProcessResult {
         bump(&self.stats.uft_miss);
-        let mut created = Vec::new();
+        let mut created = Created::new();
         let mut new_tcp = None;
         let res = self.slow_walk(dir, pkt, flow, now, &mut created, &mut new_tcp);
         if matches!(res, ProcessResult::Drop(_) | ProcessResult::Hairpin(_)) {
@@ -813,8 +858,9 @@ impl Port {
             // as a NAT port) and a TCP connection it started.
             for (idx, d, f, r) in created {
                 if let Some(l) = self.layers.get(idx) {
-                    l.lft(d).lock().remove(&f);
-                    l.lft(d.reverse()).lock().remove(&r);
+                    let mut lft = l.lft.lock();
+                    lft.table_mut(d).remove(&f);
+                    lft.table_mut(d.reverse()).remove(&r);
                 }
             }
             if let Some(key) = new_tcp {
@@ -833,7 +879,7 @@ impl Port {
         pkt: &mut Packet,
         flow: Option<FlowId>,
         now: Moment,
-        created: &mut Vec<(usize, Direction, FlowId, FlowId)>,
+        created: &mut Created,
         new_tcp: &mut Option<FlowId>,
     ) -> ProcessResult {
         let epoch = self.epoch.load(Ordering::Acquire);
@@ -844,14 +890,20 @@ impl Port {
             _ => None,
         };
         let mut xform = HdrTransform::NONE;
-        let mut children = Vec::new();
+        let mut children = Children::new();
         let mut meta = Meta::new();
         let mut cur = flow;
         let mut cacheable = flow.is_some();
+        // Whether `xform` holds a transformation yet (until then there is
+        // nothing to compose with).
+        let mut composed = false;
+        // One read hold for the whole walk (see the module's locking).
+        let all_rules = self.rules.read();
         for (idx, layer) in self.layers_in_order(dir) {
-            let mut pairs = Vec::new();
+            let Some(rules) = all_rules.get(idx) else { continue };
             let step = self.run_layer(
-                layer,
+                (idx, layer),
+                rules,
                 dir,
                 pkt,
                 &view,
@@ -859,23 +911,28 @@ impl Port {
                 &mut meta,
                 now,
                 &mut children,
-                &mut pairs,
+                created,
             );
-            created.extend(pairs.into_iter().map(|(d, f, r)| (idx, d, f, r)));
             let step = match step {
                 Ok(s) => s,
                 Err(r) => return ProcessResult::Drop(r),
             };
             match step {
+                Step::Allow => {}
                 Step::Pass(xf) => {
-                    xform = match xform.then(&xf) {
-                        Ok(x) => x,
-                        Err(e) => return ProcessResult::Drop(DropReason::Transform(e)),
-                    };
                     if let Err(e) = xf.apply_to_headers(&mut view) {
                         return ProcessResult::Drop(DropReason::Transform(e));
                     }
                     cur = cur.map(|f| xf.apply_to_flow(&f));
+                    if composed {
+                        xform = match xform.then(&xf) {
+                            Ok(x) => x,
+                            Err(e) => return ProcessResult::Drop(DropReason::Transform(e)),
+                        };
+                    } else {
+                        xform = xf;
+                        composed = true;
+                    }
                 }
                 Step::Hairpin(m) => return ProcessResult::Hairpin(m),
                 Step::Handle(hook) => {
@@ -886,6 +943,7 @@ impl Port {
                         return ProcessResult::Drop(DropReason::Transform(e));
                     }
                     xform = HdrTransform::NONE;
+                    composed = false;
                     match hook.handle(dir, pkt, &mut meta) {
                         HandleResult::Continue => {}
                         HandleResult::Drop(why) => {
@@ -901,6 +959,7 @@ impl Port {
                 }
             }
         }
+        drop(all_rules);
 
         // TCP connection state, keyed by the flow as the guest sees it.
         let mut tcp = None;
@@ -1009,33 +1068,38 @@ impl Port {
     #[allow(clippy::too_many_arguments)]
     fn run_layer(
         &self,
-        layer: &Layer,
+        (idx, layer): (usize, &Layer),
+        rules: &LayerRules,
         dir: Direction,
         pkt: &Packet,
         view: &Headers,
         cur: Option<FlowId>,
         meta: &mut Meta,
         now: Moment,
-        children: &mut Vec<LftChild>,
-        pairs: &mut Vec<(Direction, FlowId, FlowId)>,
+        children: &mut Children,
+        created: &mut Created,
     ) -> Result<Step, DropReason> {
-        let rules = layer.rules.read();
         if let Some(f) = cur
             && let Some(xf) =
-                self.lft_decision(layer, &rules, dir, pkt, view, &f, meta, now, children)
+                self.lft_decision(layer, rules, dir, pkt, view, &f, meta, now, children)
         {
-            return Ok(Step::Pass(xf));
+            return Ok(xf.map_or(Step::Allow, Step::Pass));
         }
         let ctx = MatchCtx { dir, hdrs: view, mblk: pkt.mblk(), meta };
+        // Borrowed from the rules, which the walk holds: no reference
+        // counting per layer.
+        let default;
         let (action, rule) = match rules.table(dir).find(&ctx) {
-            Some(r) => (r.spec.action.clone(), Some(r.id)),
-            None => (Action::from(rules.default(dir)), None),
+            Some(r) => (&r.spec.action, Some(r.id)),
+            None => {
+                default = Action::from(rules.default(dir));
+                (&default, None)
+            }
         };
         // The generation this decision was made under: a stateful entry
         // must carry it (not the one current when it is stored), or a
         // rule change made meanwhile would never re-check it.
         let generation = rules.generation;
-        drop(rules);
         let counter = match (dir, rule.is_some()) {
             (Direction::In, true) => &layer.stats.in_rule_match,
             (Direction::In, false) => &layer.stats.in_default,
@@ -1046,7 +1110,7 @@ impl Port {
         let decision = rule.map_or(Decision::Default, Decision::Rule);
         trace!(
             self,
-            TraceEvent::Layer { layer: layer.name, dir, decision, action: kind_of(&action) }
+            TraceEvent::Layer { layer: layer.name, dir, decision, action: kind_of(action) }
         );
         let act_err = |error| {
             bump(&layer.stats.action_errors);
@@ -1059,7 +1123,7 @@ impl Port {
             })
         };
         match action {
-            Action::Allow => Ok(Step::Pass(HdrTransform::NONE)),
+            Action::Allow => Ok(Step::Allow),
             Action::Deny => {
                 bump(if rule.is_some() {
                     &layer.stats.denied_rule
@@ -1071,7 +1135,7 @@ impl Port {
             Action::StatefulAllow => {
                 if let Some(f) = cur {
                     self.insert_pair(
-                        layer,
+                        (idx, layer),
                         dir,
                         f,
                         f.mirror(),
@@ -1080,10 +1144,10 @@ impl Port {
                         generation,
                         now,
                         children,
-                        pairs,
+                        created,
                     )?;
                 }
-                Ok(Step::Pass(HdrTransform::NONE))
+                Ok(Step::Allow)
             }
             Action::Static(a) => {
                 let f = need_flow()?;
@@ -1095,7 +1159,7 @@ impl Port {
                 let xf = desc.gen_ht(dir);
                 let reverse = xf.apply_to_flow(&f).mirror();
                 self.insert_pair(
-                    layer,
+                    (idx, layer),
                     dir,
                     f,
                     reverse,
@@ -1104,7 +1168,7 @@ impl Port {
                     generation,
                     now,
                     children,
-                    pairs,
+                    created,
                 )?;
                 Ok(Step::Pass(xf))
             }
@@ -1114,15 +1178,16 @@ impl Port {
             }
             Action::Meta(a) => {
                 a.mod_meta(dir, cur.as_ref(), meta).map_err(act_err)?;
-                Ok(Step::Pass(HdrTransform::NONE))
+                Ok(Step::Allow)
             }
-            Action::HandlePacket(h) => Ok(Step::Handle(h)),
+            Action::HandlePacket(h) => Ok(Step::Handle(Arc::clone(h))),
         }
     }
 
     /// The layer's remembered decision for a flow, re-checked against the
     /// rules when they changed softly since it was made. Returns the
-    /// transformation, or None to consult the rules.
+    /// decision's transformation (`Some(None)` for a stateful allow), or
+    /// None to consult the rules.
     #[allow(clippy::too_many_arguments)]
     fn lft_decision(
         &self,
@@ -1134,12 +1199,13 @@ impl Port {
         f: &FlowId,
         meta: &Meta,
         now: Moment,
-        children: &mut Vec<LftChild>,
-    ) -> Option<HdrTransform> {
+        children: &mut Children,
+    ) -> Option<Option<HdrTransform>> {
         if !layer.stateful_seen.load(Ordering::Acquire) {
             return None;
         }
-        let mut lft = layer.lft(dir).lock();
+        let mut pair = layer.lft.lock();
+        let lft = pair.table_mut(dir);
         let e = lft.hit(f, now)?;
         let entry = &mut e.value;
         let mut keep = !entry.token.revoked();
@@ -1161,10 +1227,10 @@ impl Port {
         }
         children.push(LftChild::new(&entry.token));
         let (xf, kind) = match entry.desc() {
-            None => (HdrTransform::NONE, ActionKind::StatefulAllow),
-            Some(d) => (d.gen_ht(dir), ActionKind::Stateful),
+            None => (None, ActionKind::StatefulAllow),
+            Some(d) => (Some(d.gen_ht(dir)), ActionKind::Stateful),
         };
-        drop(lft);
+        drop(pair);
         bump(match dir {
             Direction::In => &layer.stats.in_lft_hit,
             Direction::Out => &layer.stats.out_lft_hit,
@@ -1186,7 +1252,7 @@ impl Port {
     #[allow(clippy::too_many_arguments)]
     fn insert_pair(
         &self,
-        layer: &Layer,
+        (idx, layer): (usize, &Layer),
         dir: Direction,
         f: FlowId,
         reverse: FlowId,
@@ -1194,8 +1260,8 @@ impl Port {
         rule: Option<RuleId>,
         generation: u64,
         now: Moment,
-        children: &mut Vec<LftChild>,
-        pairs: &mut Vec<(Direction, FlowId, FlowId)>,
+        children: &mut Children,
+        created: &mut Created,
     ) -> Result<(), DropReason> {
         layer.stateful_seen.store(true, Ordering::Release);
         let token = Arc::new(LftToken::new(&kind));
@@ -1205,16 +1271,19 @@ impl Port {
             bump(&layer.stats.lft_full);
             DropReason::TableFull { table: layer.name }
         };
-        layer.lft(dir).lock().insert(f, entry.clone(), now).map_err(|_| full())?;
-        let replies = layer.lft(dir.reverse()).lock().insert(reverse, entry, now).map(|_| ());
+        let mut lft = layer.lft.lock();
+        lft.table_mut(dir).insert(f, entry.clone(), now).map_err(|_| full())?;
+        let replies = lft.table_mut(dir.reverse()).insert(reverse, entry, now).map(|_| ());
         if replies.is_err() {
             // Never half a pair: the flow's own entry alone would pass
             // its later packets while its replies meet the rules.
-            layer.lft(dir).lock().remove(&f);
+            lft.table_mut(dir).remove(&f);
+            drop(lft);
             return Err(full());
         }
+        drop(lft);
         children.push(LftChild::new(&token));
-        pairs.push((dir, f, reverse));
+        created.push((idx, dir, f, reverse));
         Ok(())
     }
 
@@ -1240,8 +1309,9 @@ impl Port {
             });
         }
         for l in &self.layers {
+            let mut lft = l.lft.lock();
             for dir in [Direction::In, Direction::Out] {
-                n += l.lft(dir).lock().retain(|id, e| {
+                n += lft.table_mut(dir).retain(|id, e| {
                     // A withdrawn decision (its pair's other half was
                     // re-checked and refused) goes now, with its resource.
                     let keep = !e.value.token.revoked()
@@ -1287,8 +1357,9 @@ impl Port {
             n += t.evict(over, |_, _| {});
         }
         for l in &self.layers {
+            let mut lft = l.lft.lock();
             for dir in [Direction::In, Direction::Out] {
-                let mut t = l.lft(dir).lock();
+                let t = lft.table_mut(dir);
                 let over = excess(t.len(), t.limit());
                 n += t.evict(over, |_, _| {});
             }
