@@ -32,11 +32,13 @@
 //!   with every other layer's under the port's one rules lock (see
 //!   [`port`](super::port)): a first packet reads all of them under one
 //!   read hold; only rule changes take it for writing.
-//! - `lft` (mutex): both directions' layer flow tables ([`LftPair`]), so
-//!   a stateful decision stores its pair of entries under one hold. Taken
-//!   only by the first packet of a flow (never by a unified-flow-table
-//!   hit), by rule changes and by expiry; taken after the port's rules
-//!   lock, never while holding a unified flow table lock.
+//! - `lft` (mutex): both directions' layer flow tables ([`LftPair`]).
+//!   Taken only by the first packet of a flow (never by a unified flow
+//!   table hit), by rule changes and by expiry; after the port's rules
+//!   lock, never while holding a unified flow table lock. A first packet
+//!   at a layer that stores decisions holds it from its lookup through
+//!   the layer's decision to the new pair (one hold), so that layer's
+//!   actions run under it and take their own locks after it.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;

@@ -62,8 +62,8 @@
 //!   except behind a writer that is already waiting.
 //! - each layer's `lft` (mutex): its two flow tables.
 //!
-//! Lock order: `rules`, then a layer's LFT mutex or the state a layer's
-//! actions lock (a NAT pool, a network's mappings); a UFT lock, then a
+//! Lock order: `rules`, then a layer's LFT mutex, then the state that
+//! layer's actions lock (a NAT pool, a network's mappings); a UFT lock, then a
 //! TCP flow mutex; the TCP table mutex is never held with a UFT lock. No
 //! packet path holds a lock that a rule change takes for writing.
 
@@ -78,7 +78,7 @@ use super::action::{Action, HandlePacket, HandleResult};
 use super::flow::FlowId;
 use super::flow_table::{EvictionRank, ExpiryPolicy, FlowTable, FlowTableStats, FlowValue};
 use super::layer::{
-    Layer, LayerRules, LayerSpec, LftChild, LftEntry, LftKind, LftToken, class_of_proto,
+    Layer, LayerRules, LayerSpec, LftChild, LftEntry, LftKind, LftPair, LftToken, class_of_proto,
 };
 use super::meta::Meta;
 use super::predicate::MatchCtx;
@@ -89,7 +89,7 @@ use super::trace::{ActionKind, Decision, Outcome, TraceEvent, Tracer};
 use super::transform::{CompiledTransform, HdrTransform};
 use super::{Direction, ExpiryClass, Moment};
 use crate::ddi::MsgBlk;
-use crate::ddi::sync::{KMutex, KRwLock};
+use crate::ddi::sync::{KMutex, KMutexGuard, KRwLock};
 use crate::packet::tcp::tcp_flags;
 use crate::packet::{Headers, L4, Packet};
 
@@ -1079,9 +1079,15 @@ impl Port {
         children: &mut Children,
         created: &mut Created,
     ) -> Result<Step, DropReason> {
-        if let Some(f) = cur
+        // A layer that stores decisions is locked once for the lookup and,
+        // on a miss, held through the decision for its new pair.
+        let mut lft = match cur {
+            Some(_) if layer.stateful_seen.load(Ordering::Acquire) => Some(layer.lft.lock()),
+            _ => None,
+        };
+        if let (Some(f), Some(pair)) = (cur, lft.as_deref_mut())
             && let Some(xf) =
-                self.lft_decision(layer, rules, dir, pkt, view, &f, meta, now, children)
+                self.lft_decision(layer, pair, rules, dir, pkt, view, &f, meta, now, children)
         {
             return Ok(xf.map_or(Step::Allow, Step::Pass));
         }
@@ -1136,6 +1142,7 @@ impl Port {
                 if let Some(f) = cur {
                     self.insert_pair(
                         (idx, layer),
+                        &mut lft,
                         dir,
                         f,
                         f.mirror(),
@@ -1160,6 +1167,7 @@ impl Port {
                 let reverse = xf.apply_to_flow(&f).mirror();
                 self.insert_pair(
                     (idx, layer),
+                    &mut lft,
                     dir,
                     f,
                     reverse,
@@ -1192,6 +1200,7 @@ impl Port {
     fn lft_decision(
         &self,
         layer: &Layer,
+        pair: &mut LftPair,
         rules: &LayerRules,
         dir: Direction,
         pkt: &Packet,
@@ -1201,10 +1210,6 @@ impl Port {
         now: Moment,
         children: &mut Children,
     ) -> Option<Option<HdrTransform>> {
-        if !layer.stateful_seen.load(Ordering::Acquire) {
-            return None;
-        }
-        let mut pair = layer.lft.lock();
         let lft = pair.table_mut(dir);
         let e = lft.hit(f, now)?;
         let entry = &mut e.value;
@@ -1230,7 +1235,6 @@ impl Port {
             None => (None, ActionKind::StatefulAllow),
             Some(d) => (Some(d.gen_ht(dir)), ActionKind::Stateful),
         };
-        drop(pair);
         bump(match dir {
             Direction::In => &layer.stats.in_lft_hit,
             Direction::Out => &layer.stats.out_lft_hit,
@@ -1248,11 +1252,13 @@ impl Port {
     }
 
     /// Store a stateful decision for the flow (`f`, seen in `dir`) and its
-    /// replies (`reverse`, seen in the other direction).
+    /// replies (`reverse`, seen in the other direction), under the layer's
+    /// LFT mutex (`lft`: held already, or taken here and left held).
     #[allow(clippy::too_many_arguments)]
-    fn insert_pair(
+    fn insert_pair<'a>(
         &self,
-        (idx, layer): (usize, &Layer),
+        (idx, layer): (usize, &'a Layer),
+        lft: &mut Option<KMutexGuard<'a, LftPair>>,
         dir: Direction,
         f: FlowId,
         reverse: FlowId,
@@ -1271,17 +1277,15 @@ impl Port {
             bump(&layer.stats.lft_full);
             DropReason::TableFull { table: layer.name }
         };
-        let mut lft = layer.lft.lock();
-        lft.table_mut(dir).insert(f, entry.clone(), now).map_err(|_| full())?;
-        let replies = lft.table_mut(dir.reverse()).insert(reverse, entry, now).map(|_| ());
+        let pair = lft.get_or_insert_with(|| layer.lft.lock());
+        pair.table_mut(dir).insert(f, entry.clone(), now).map_err(|_| full())?;
+        let replies = pair.table_mut(dir.reverse()).insert(reverse, entry, now).map(|_| ());
         if replies.is_err() {
             // Never half a pair: the flow's own entry alone would pass
             // its later packets while its replies meet the rules.
-            lft.table_mut(dir).remove(&f);
-            drop(lft);
+            pair.table_mut(dir).remove(&f);
             return Err(full());
         }
-        drop(lft);
         children.push(LftChild::new(&token));
         created.push((idx, dir, f, reverse));
         Ok(())

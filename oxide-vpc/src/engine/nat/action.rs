@@ -152,9 +152,9 @@ pub struct NatDesc {
 }
 
 impl NatDesc {
-    /// A desc for `flow` (seen in `dir` at the NAT layer), registered in
-    /// the index.
-    fn create(
+    /// A desc for `flow` (seen in `dir` at the NAT layer), to register in
+    /// `index` ([`FlowIndex::reuse_or_add`]).
+    fn new(
         index: &Arc<FlowIndex>,
         addr: &Arc<ExtAddr>,
         private: IpAddr,
@@ -162,7 +162,7 @@ impl NatDesc {
         taken: Option<(Arc<KMutex<PortPool>>, u16)>,
         dir: Direction,
         flow: &FlowId,
-    ) -> Arc<Self> {
+    ) -> Self {
         let mut d = Self {
             private,
             ext: addr.ip,
@@ -179,9 +179,15 @@ impl NatDesc {
             Direction::In => d.gen_ht(Direction::In).apply_to_flow(flow).mirror(),
         };
         d.ext_key = d.gen_ht(Direction::Out).apply_to_flow(&d.guest_key);
-        let d = Arc::new(d);
-        index.insert(&d);
         d
+    }
+
+    /// Whether the guest's outbound `flow` may keep this desc: its
+    /// address is still configured and valid for the internet gateway the
+    /// router chose (see the module documentation).
+    fn reusable_for(&self, flow: &FlowId, meta: &Meta) -> bool {
+        self.private == flow.src_ip()
+            && self.addr.upgrade().is_some_and(|a| a.usable_for(route_igw(meta)))
     }
 
     /// True while its address is still configured.
@@ -284,10 +290,33 @@ impl FlowIndex {
         Self { maps: KMutex::new(IndexMaps::default()) }
     }
 
-    fn insert(&self, d: &Arc<NatDesc>) {
+    /// The desc the guest's outbound `flow` already has, when `reuse`
+    /// gives the flow's metadata and the desc may be kept
+    /// ([`NatDesc::reusable_for`]); otherwise the desc `make` builds,
+    /// registered. One hold of the index for both (`make` may take a
+    /// pool's lock after it).
+    fn reuse_or_add(
+        &self,
+        flow: &FlowId,
+        reuse: Option<&Meta>,
+        make: impl FnOnce() -> Result<NatDesc, ActionError>,
+    ) -> Result<Arc<dyn ActionDesc>, ActionError> {
+        // Declared before the guard so that it drops after it: if this is
+        // the desc's last reference, its drop takes the index lock.
+        let found: Option<Arc<NatDesc>>;
         let mut m = self.maps.lock();
-        IndexMaps::put(&mut m.by_guest, d.guest_key, d);
-        IndexMaps::put(&mut m.by_ext, d.ext_key, d);
+        if let Some(meta) = reuse {
+            found = m.by_guest.get(flow).and_then(Weak::upgrade);
+            if let Some(d) = &found
+                && d.reusable_for(flow, meta)
+            {
+                return Ok(Arc::clone(d) as Arc<dyn ActionDesc>);
+            }
+        }
+        let d = Arc::new(make()?);
+        IndexMaps::put(&mut m.by_guest, d.guest_key, &d);
+        IndexMaps::put(&mut m.by_ext, d.ext_key, &d);
+        Ok(d)
     }
 
     /// Forget the desc at `me` (only where a newer one has not replaced
@@ -325,17 +354,6 @@ impl Default for FlowIndex {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// The desc this outbound flow already has, if its address is still
-/// configured and valid for the flow's internet gateway (see the module
-/// documentation).
-fn existing(index: &FlowIndex, flow: &FlowId, meta: &Meta) -> Option<Arc<dyn ActionDesc>> {
-    let d = index.by_guest(flow)?;
-    let addr = d.addr.upgrade()?;
-    let ok = addr.usable_for(route_igw(meta)) && d.private == flow.src_ip();
-    drop(addr);
-    if ok { Some(d as Arc<dyn ActionDesc>) } else { None }
 }
 
 fn same_family(a: IpAddr, b: IpAddr) -> bool {
@@ -383,24 +401,22 @@ impl StatefulAction for SnatAction {
         if !same_family(flow.src_ip(), self.addr.ip) {
             return Err(ActionError::NotApplicable("SNAT address of the other family"));
         }
-        if let Some(d) = existing(&self.index, flow, meta) {
-            return Ok(d);
-        }
         let (pool, echo) = match flow.proto {
             proto::TCP => (&self.tcp, false),
             proto::UDP => (&self.udp, false),
             proto::ICMP | proto::ICMPV6 => (&self.echo, true),
             _ => return Err(ActionError::NotApplicable(NOT_SNATABLE)),
         };
-        let port = pool.lock().allocate().ok_or(ActionError::Exhausted("SNAT ports"))?;
-        let map = if echo {
-            PortMap::EchoId { guest: flow.src_port, ext: port }
-        } else {
-            PortMap::Ports { guest: flow.src_port, ext: port }
-        };
-        let taken = Some((Arc::clone(pool), port));
-        let d = NatDesc::create(&self.index, &self.addr, flow.src_ip(), map, taken, dir, flow);
-        Ok(d)
+        self.index.reuse_or_add(flow, Some(meta), || {
+            let port = pool.lock().allocate().ok_or(ActionError::Exhausted("SNAT ports"))?;
+            let map = if echo {
+                PortMap::EchoId { guest: flow.src_port, ext: port }
+            } else {
+                PortMap::Ports { guest: flow.src_port, ext: port }
+            };
+            let taken = Some((Arc::clone(pool), port));
+            Ok(NatDesc::new(&self.index, &self.addr, flow.src_ip(), map, taken, dir, flow))
+        })
     }
 }
 
@@ -455,14 +471,10 @@ impl StatefulAction for OneToOne {
         if !same_family(flow.src_ip(), self.addr.ip) {
             return Err(ActionError::NotApplicable("external IP of the other family"));
         }
-        if dir == Direction::Out
-            && let Some(d) = existing(&self.index, flow, meta)
-        {
-            return Ok(d);
-        }
-        let d =
-            NatDesc::create(&self.index, &self.addr, self.private, PortMap::Keep, None, dir, flow);
-        Ok(d)
+        let reuse = (dir == Direction::Out).then_some(&*meta);
+        self.index.reuse_or_add(flow, reuse, || {
+            Ok(NatDesc::new(&self.index, &self.addr, self.private, PortMap::Keep, None, dir, flow))
+        })
     }
 }
 
@@ -513,17 +525,16 @@ impl StatefulAction for Floating {
         if dir != Direction::Out {
             return Err(ActionError::NotApplicable("floating IPs are chosen outbound"));
         }
-        if let Some(d) = existing(&self.index, flow, meta) {
-            return Ok(d);
-        }
-        let addr = self
-            .choose(flow, route_igw(meta))
-            .ok_or(ActionError::NotApplicable("no floating IP for this internet gateway"))?;
-        if !same_family(flow.src_ip(), addr.ip) {
-            return Err(ActionError::NotApplicable("floating IP of the other family"));
-        }
-        let d = NatDesc::create(&self.index, addr, self.private, PortMap::Keep, None, dir, flow);
-        Ok(d)
+        let igw = route_igw(meta);
+        self.index.reuse_or_add(flow, Some(meta), || {
+            let addr = self
+                .choose(flow, igw)
+                .ok_or(ActionError::NotApplicable("no floating IP for this internet gateway"))?;
+            if !same_family(flow.src_ip(), addr.ip) {
+                return Err(ActionError::NotApplicable("floating IP of the other family"));
+            }
+            Ok(NatDesc::new(&self.index, addr, self.private, PortMap::Keep, None, dir, flow))
+        })
     }
 }
 
