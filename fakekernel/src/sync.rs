@@ -81,6 +81,7 @@ use illumos_sys_hdrs::{
 use parking_lot_core::{DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN, SpinWait};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::ffi::{c_char, c_int, c_void};
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -177,19 +178,20 @@ unsafe fn lock_word<'a, T>(op: &'static str, p: *mut T) -> Option<&'a AtomicUsiz
 }
 
 /// Enter `lock` in the table of initialized locks, charged to the
-/// calling thread's account.
-fn register(lock: usize) {
-    let account = current_account();
-    account.charge_lock();
+/// calling thread's account; false (and nothing changes) if it is there
+/// already: initialized and not destroyed. One hold of the table and one
+/// probe: every flow's lock is initialized on the data path.
+fn register(lock: usize) -> bool {
     let mut locks = LOCKS.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(old) = locks.insert(lock, account) {
-        old.credit_lock();
+    match locks.entry(lock) {
+        Entry::Occupied(_) => false,
+        Entry::Vacant(slot) => {
+            let account = current_account();
+            account.charge_lock();
+            slot.insert(account);
+            true
+        }
     }
-}
-
-/// Whether `lock` is in the table of initialized locks.
-fn is_registered(lock: usize) -> bool {
-    LOCKS.lock().unwrap_or_else(PoisonError::into_inner).contains_key(&lock)
 }
 
 /// Remove `lock` from the table of initialized locks, crediting its
@@ -410,15 +412,14 @@ pub unsafe extern "C" fn mutex_init(
         let Some(lock) = (unsafe { lock_word(OP, mp) }) else { return };
         let addr = mp.addr();
         let held = matches!(mutex_state(lock.load(Ordering::Acquire)), MutexState::Held { .. });
-        if held || is_registered(addr) {
+        if held {
             report(KernelError::LockReinitialized { op: OP, lock: addr });
-            if !held {
-                lock.store(0, Ordering::Release);
-            }
             return;
         }
         lock.store(0, Ordering::Release);
-        register(addr);
+        if !register(addr) {
+            report(KernelError::LockReinitialized { op: OP, lock: addr });
+        }
     })
 }
 
@@ -855,15 +856,14 @@ pub unsafe extern "C" fn rw_init(
         let addr = rwlp.addr();
         let state = rw_state(lock.load(Ordering::Acquire));
         let held = matches!(state, RwState::Read { .. } | RwState::Write { .. });
-        if held || is_registered(addr) {
+        if held {
             report(KernelError::LockReinitialized { op: OP, lock: addr });
-            if !held {
-                lock.store(0, Ordering::Release);
-            }
             return;
         }
         lock.store(0, Ordering::Release);
-        register(addr);
+        if !register(addr) {
+            report(KernelError::LockReinitialized { op: OP, lock: addr });
+        }
     })
 }
 

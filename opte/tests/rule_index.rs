@@ -1,7 +1,9 @@
 //! The rule table's index never changes the outcome: for random rule
-//! sets (protocols, exact ports, port lists and ranges, priorities, deny
-//! and allow) and random packets, the rule `find`/`peek` returns is the
-//! first rule in evaluation order whose predicates match (a full scan).
+//! sets (protocols, exact ports, port lists and ranges, addresses and
+//! ICMP types of either family, alone or in `Any`/`All`/`Not`, priorities,
+//! deny and allow) and random packets (IPv4, IPv6, ARP), the rule
+//! `find`/`peek` returns is the first rule in evaluation order whose
+//! predicates match (a full scan).
 
 mod frames;
 
@@ -14,7 +16,7 @@ use opte::engine::rule::{RuleId, RuleSpec, RuleTable};
 use opte::packet::tcp::tcp_flags;
 use opte::packet::*;
 
-const PROTOS: [u8; 3] = [6, 17, 1];
+const PROTOS: [u8; 4] = [6, 17, 1, 58];
 
 fn port(r: &mut Rng) -> u16 {
     20 + r.below(12) as u16
@@ -24,7 +26,7 @@ fn random_rule(r: &mut Rng) -> RuleSpec {
     let action = if r.below(3) == 0 { Action::Deny } else { Action::Allow };
     let mut s = RuleSpec::new(r.below(8) as u16, action);
     if r.below(4) != 0 {
-        s = s.with(Predicate::IpProto(PROTOS[r.below(3)]));
+        s = s.with(Predicate::IpProto(PROTOS[r.below(4)]));
     }
     match r.below(5) {
         0 => s = s.with(Predicate::DstPort(PortMatch::Exact(port(r)))),
@@ -41,19 +43,53 @@ fn random_rule(r: &mut Rng) -> RuleSpec {
     if r.below(6) == 0 {
         s = s.with(Predicate::SrcPort(PortMatch::Exact(port(r))));
     }
+    if r.below(2) == 0 {
+        s = s.with(match r.below(4) {
+            0 => Predicate::Any(vec![family_predicate(r), family_predicate(r)]),
+            1 => Predicate::All(vec![family_predicate(r), family_predicate(r)]),
+            2 => Predicate::Not(Box::new(family_predicate(r))),
+            _ => family_predicate(r),
+        });
+    }
     s
 }
 
+/// A predicate that reads one family's fields (or the ether type).
+fn family_predicate(r: &mut Rng) -> Predicate {
+    use opte::engine::predicate::{Ipv4Match, Ipv6Match};
+    match r.below(6) {
+        0 => Predicate::Ipv4Dst(Ipv4Match::Exact(REMOTE_V4)),
+        1 => Predicate::Ipv6Dst(Ipv6Match::Exact(REMOTE_V6)),
+        2 => Predicate::IcmpType(8),
+        3 => Predicate::Icmpv6Type(128),
+        4 => Predicate::EtherType(0x0806),
+        _ => Predicate::Ipv4Src(Ipv4Match::Exact(GUEST_V4)),
+    }
+}
+
 fn random_packet(r: &mut Rng) -> Vec<u8> {
-    let mut fb = FrameBuilder::new(eth(GUEST_MAC, GW_MAC));
-    fb.l3 = Some(L3::Ipv4(ipv4(GUEST_V4, REMOTE_V4)));
-    let (sp, dp) = (port(r), port(r));
-    fb.l4 = Some(match r.below(3) {
-        0 => L4::Tcp(tcp(sp, dp, tcp_flags::SYN, &[])),
-        1 => L4::Udp(udp(sp, dp)),
-        _ => L4::Icmpv4(icmp(8, 0, [0, 1, 0, 1])),
-    });
-    fb.to_bytes(b"x")
+    let s = match r.below(8) {
+        0 => return arp_request().bytes(),
+        1 => icmp6_echo(),
+        _ => {
+            let mut fb = FrameBuilder::new(eth(GUEST_MAC, GW_MAC));
+            fb.l3 = Some(if r.below(3) == 0 {
+                L3::Ipv6(ipv6(GUEST_V6, REMOTE_V6))
+            } else {
+                L3::Ipv4(ipv4(GUEST_V4, REMOTE_V4))
+            });
+            let v4 = matches!(fb.l3, Some(L3::Ipv4(_)));
+            let (sp, dp) = (port(r), port(r));
+            fb.l4 = Some(match r.below(3) {
+                0 => L4::Tcp(tcp(sp, dp, tcp_flags::SYN, &[])),
+                1 => L4::Udp(udp(sp, dp)),
+                _ if v4 => L4::Icmpv4(icmp(8, 0, [0, 1, 0, 1])),
+                _ => L4::Udp(udp(sp, dp)),
+            });
+            return fb.to_bytes(b"x");
+        }
+    };
+    s.bytes()
 }
 
 #[test]

@@ -245,6 +245,36 @@ impl fmt::Display for MacMatch {
     }
 }
 
+/// Kinds of frame, as bits: what [`Predicate::frame_kinds`] says a
+/// predicate can match and [`frame_kind::of`] says a packet is.
+pub mod frame_kind {
+    use crate::packet::{Headers, L3};
+
+    /// An ARP frame.
+    pub const ARP: u8 = 1;
+    /// An IPv4 packet.
+    pub const IPV4: u8 = 2;
+    /// An IPv6 packet.
+    pub const IPV6: u8 = 4;
+    /// A frame with no network header the parser knows.
+    pub const OTHER: u8 = 8;
+    /// Either IP family.
+    pub const IP: u8 = IPV4 | IPV6;
+    /// Every kind.
+    pub const ALL: u8 = ARP | IP | OTHER;
+
+    /// The kind of a parsed packet (by its inner network header, which
+    /// is what address, protocol and port predicates read).
+    pub fn of(h: &Headers) -> u8 {
+        match &h.l3 {
+            Some(L3::Ipv4(_)) => IPV4,
+            Some(L3::Ipv6(_)) => IPV6,
+            Some(L3::Arp(_)) => ARP,
+            None => OTHER,
+        }
+    }
+}
+
 /// How an IPv4 address predicate compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Ipv4Match {
@@ -516,6 +546,46 @@ impl Predicate {
     /// skipped), the whole predicate is false.
     pub fn matches(&self, ctx: &MatchCtx<'_>) -> bool {
         self.eval(ctx, 1).unwrap_or(false)
+    }
+
+    /// The kinds of frame ([`frame_kind`] bits) this predicate can match
+    /// at all, from what it reads: an IPv4 address or ICMP field only an
+    /// IPv4 packet, a port either IP family. Conservative: a predicate
+    /// that could match any frame says so. A rule index uses this to skip
+    /// rules that cannot match a packet without evaluating them.
+    pub fn frame_kinds(&self) -> u8 {
+        self.frame_kinds_at(1)
+    }
+
+    fn frame_kinds_at(&self, depth: usize) -> u8 {
+        use frame_kind::{ALL, IP, IPV4, IPV6};
+        if depth > MAX_PREDICATE_DEPTH {
+            return ALL;
+        }
+        match self {
+            Self::Ipv4Src(_)
+            | Self::Ipv4Dst(_)
+            | Self::IcmpType(_)
+            | Self::IcmpCode(_)
+            | Self::IcmpCodes { .. }
+            | Self::DhcpMsgType(_) => IPV4,
+            Self::Ipv6Src(_)
+            | Self::Ipv6Dst(_)
+            | Self::Icmpv6Type(_)
+            | Self::Icmpv6Code(_)
+            | Self::Icmpv6Codes { .. }
+            | Self::Dhcpv6MsgType(_) => IPV6,
+            Self::IpProto(_) | Self::SrcPort(_) | Self::DstPort(_) => IP,
+            Self::Any(ps) => ps.iter().fold(0, |k, p| k | p.frame_kinds_at(depth + 1)),
+            Self::All(ps) => ps.iter().fold(ALL, |k, p| k & p.frame_kinds_at(depth + 1)),
+            Self::EtherType(_)
+            | Self::EtherSrc(_)
+            | Self::EtherDst(_)
+            | Self::GeneveVni(_)
+            | Self::GeneveExternal
+            | Self::Meta { .. }
+            | Self::Not(_) => ALL,
+        }
     }
 
     /// Evaluate this node at `depth` (the root is 1): `None` when the

@@ -20,8 +20,11 @@
 //!
 //! A lookup walks, in evaluation order, only the rules filed under the
 //! packet's (protocol, destination port), under its protocol alone, and
-//! the rules that name no protocol. The index only ever skips rules that
-//! cannot match, so the result is the rule a full scan would find.
+//! the rules that name no protocol; of those it evaluates only the rules
+//! whose predicates can match the packet's kind of frame (an IPv6 address
+//! rule never an IPv4 packet: [`Predicate::frame_kinds`]). The index only
+//! ever skips rules that cannot match, so the result is the rule a full
+//! scan would find.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -29,7 +32,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::action::Action;
-use super::predicate::{MatchCtx, PortMatch, Predicate, PredicateError};
+use super::predicate::{MatchCtx, PortMatch, Predicate, PredicateError, frame_kind};
 use crate::packet::ip4::protocol;
 use crate::packet::{L3, L4};
 
@@ -131,16 +134,24 @@ pub struct RuleTable {
 /// filed under its protocol alone.
 const MAX_INDEXED_PORTS: usize = 64;
 
-/// Positions (in evaluation order) of the rules that can match packets
-/// of a protocol and destination port (see the module documentation).
+/// A rule as the index files it: its position in evaluation order and
+/// the kinds of frame it can match ([`frame_kind`] bits).
+#[derive(Debug, Clone, Copy)]
+struct Cand {
+    pos: u32,
+    kinds: u8,
+}
+
+/// The rules that can match packets of a protocol and destination port
+/// (see the module documentation), each list in evaluation order.
 #[derive(Debug, Default)]
 struct RuleIndex {
     /// Rules naming no protocol.
-    any: Vec<u32>,
+    any: Vec<Cand>,
     /// Rules naming a protocol but no exact ports.
-    by_proto: BTreeMap<u8, Vec<u32>>,
+    by_proto: BTreeMap<u8, Vec<Cand>>,
     /// Rules naming TCP or UDP and exact destination ports.
-    by_port: BTreeMap<(u8, u16), Vec<u32>>,
+    by_port: BTreeMap<(u8, u16), Vec<Cand>>,
 }
 
 /// The protocol and exact destination ports a rule's top-level
@@ -173,23 +184,25 @@ impl RuleIndex {
         let mut ix = Self::default();
         for (pos, r) in rules.iter().enumerate() {
             let pos = u32::try_from(pos).unwrap_or(u32::MAX);
+            let kinds = r.spec.predicates.iter().fold(frame_kind::ALL, |k, p| k & p.frame_kinds());
+            let cand = Cand { pos, kinds };
             match index_keys(&r.spec) {
-                (None, _) => ix.any.push(pos),
+                (None, _) => ix.any.push(cand),
                 (Some(p), ports)
                     if !ports.is_empty() && (p == protocol::TCP || p == protocol::UDP) =>
                 {
                     for port in ports {
-                        ix.by_port.entry((p, port)).or_default().push(pos);
+                        ix.by_port.entry((p, port)).or_default().push(cand);
                     }
                 }
-                (Some(p), _) => ix.by_proto.entry(p).or_default().push(pos),
+                (Some(p), _) => ix.by_proto.entry(p).or_default().push(cand),
             }
         }
         ix
     }
 
     /// The candidate lists for a packet: each sorted by position.
-    fn candidates(&self, ctx: &MatchCtx<'_>) -> [&[u32]; 3] {
+    fn candidates(&self, ctx: &MatchCtx<'_>) -> [&[Cand]; 3] {
         let h = ctx.hdrs;
         let proto = match &h.l3 {
             Some(L3::Ipv4(ip)) => Some(ip.proto),
@@ -201,7 +214,7 @@ impl RuleIndex {
             Some(L4::Udp(u)) => Some(u.dst_port),
             _ => None,
         };
-        let empty: &[u32] = &[];
+        let empty: &[Cand] = &[];
         let by_proto = proto.and_then(|p| self.by_proto.get(&p)).map_or(empty, Vec::as_slice);
         let by_port = match (proto, dport) {
             (Some(p), Some(d)) => self.by_port.get(&(p, d)).map_or(empty, Vec::as_slice),
@@ -295,22 +308,26 @@ impl RuleTable {
     /// the candidates the index gives, merged in evaluation order.
     pub fn peek(&self, ctx: &MatchCtx<'_>) -> Option<&Rule> {
         let lists = self.index.candidates(ctx);
+        let kind = frame_kind::of(ctx.hdrs);
         let mut at = [0usize; 3];
         loop {
             // The lowest next position among the three lists.
-            let mut best: Option<(usize, u32)> = None;
+            let mut best: Option<(usize, Cand)> = None;
             for (i, l) in lists.iter().enumerate() {
-                if let Some(&pos) = at.get(i).and_then(|&a| l.get(a))
-                    && best.is_none_or(|(_, b)| pos < b)
+                if let Some(&c) = at.get(i).and_then(|&a| l.get(a))
+                    && best.is_none_or(|(_, b)| c.pos < b.pos)
                 {
-                    best = Some((i, pos));
+                    best = Some((i, c));
                 }
             }
-            let (i, pos) = best?;
+            let (i, c) = best?;
             if let Some(a) = at.get_mut(i) {
                 *a += 1;
             }
-            let Some(r) = usize::try_from(pos).ok().and_then(|p| self.rules.get(p)) else {
+            if c.kinds & kind == 0 {
+                continue;
+            }
+            let Some(r) = usize::try_from(c.pos).ok().and_then(|p| self.rules.get(p)) else {
                 continue;
             };
             if r.matches(ctx) {
