@@ -96,6 +96,7 @@ impl StatefulAction for Snat {
         _: Direction,
         flow: &FlowId,
         _: &mut Meta,
+        _previous: Option<&Arc<dyn ActionDesc>>,
     ) -> Result<Arc<dyn ActionDesc>, ActionError> {
         let std::net::IpAddr::V4(guest) = flow.src_ip() else {
             return Err(ActionError::NotApplicable("IPv4 only"));

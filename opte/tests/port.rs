@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use opte::ddi::MsgBlk;
 use opte::engine::action::{
     Action, ActionDesc, ActionError, DefaultAction, HairpinAction, HandlePacket, HandleResult,
-    MetaAction, StatefulAction, StaticAction,
+    LayerFlows, MetaAction, StatefulAction, StaticAction,
 };
 use opte::engine::flow::FlowId;
 use opte::engine::flow_table::ExpiryPolicy;
@@ -112,6 +112,7 @@ impl StatefulAction for Snat {
         _dir: Direction,
         flow: &FlowId,
         _meta: &mut Meta,
+        _previous: Option<&Arc<dyn ActionDesc>>,
     ) -> Result<Arc<dyn ActionDesc>, ActionError> {
         let port =
             self.pool.lock().unwrap().pop_first().ok_or(ActionError::Exhausted("SNAT ports"))?;
@@ -210,7 +211,13 @@ impl fmt::Display for TtlHook {
 }
 
 impl HandlePacket for TtlHook {
-    fn handle(&self, _: Direction, pkt: &mut Packet, _: &mut Meta) -> HandleResult {
+    fn handle(
+        &self,
+        _: Direction,
+        pkt: &mut Packet,
+        _: &mut Meta,
+        _: &LayerFlows<'_>,
+    ) -> HandleResult {
         match &mut pkt.headers_mut().l3 {
             Some(L3::Ipv4(ip)) if ip.ttl <= 1 => HandleResult::Drop("ttl expired"),
             Some(L3::Ipv4(ip)) => {
@@ -1053,6 +1060,7 @@ impl StatefulAction for SignalsWhileDeciding {
         _: Direction,
         _: &FlowId,
         _: &mut Meta,
+        _previous: Option<&Arc<dyn ActionDesc>>,
     ) -> Result<Arc<dyn ActionDesc>, ActionError> {
         if let Some(tx) = self.started.lock().unwrap().take() {
             tx.send(()).unwrap();

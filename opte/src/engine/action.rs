@@ -16,10 +16,12 @@
 
 use alloc::string::String;
 use alloc::sync::Arc;
+use core::any::Any;
 use core::fmt;
 
 use super::Direction;
 use super::flow::FlowId;
+pub use super::layer::LayerFlows;
 use super::meta::{Meta, MetaFull};
 use super::predicate::MatchCtx;
 use super::transform::HdrTransform;
@@ -73,7 +75,12 @@ pub trait StaticAction: Send + Sync + fmt::Display {
 
 /// The per-flow state a stateful action created (for example the NAT
 /// port it took). Dropping the last reference releases the resource.
-pub trait ActionDesc: Send + Sync {
+///
+/// It is `Any`, so the network that made it can see its own type again
+/// (`&dyn ActionDesc` coerces to `&dyn Any` for `downcast_ref`): a
+/// stateful action offered a flow's previous state, or a hook looking up
+/// a layer's decisions ([`LayerFlows`]).
+pub trait ActionDesc: Any + Send + Sync {
     /// The transformation for each direction of the flow.
     fn gen_ht(&self, dir: Direction) -> HdrTransform;
     /// A short description for dumps ("SNAT 203.0.113.5:1024").
@@ -83,12 +90,17 @@ pub trait ActionDesc: Send + Sync {
 /// A transformation that holds a resource for the life of the flow.
 pub trait StatefulAction: Send + Sync + fmt::Display {
     /// Create the flow's state. Called for the first packet of a flow, in
-    /// its direction.
+    /// its direction, and again when a rule change made the layer decide
+    /// a flow afresh: then `previous` is the state the flow had at this
+    /// layer (its decision withdrawn, the state still alive), which the
+    /// action may return again to keep the flow's resource (a NAT port)
+    /// rather than take a new one.
     fn gen_desc(
         &self,
         dir: Direction,
         flow: &FlowId,
         meta: &mut Meta,
+        previous: Option<&Arc<dyn ActionDesc>>,
     ) -> Result<Arc<dyn ActionDesc>, ActionError>;
 }
 
@@ -118,9 +130,17 @@ pub enum HandleResult {
     Hairpin(MsgBlk),
 }
 
-/// A network-specific hook that sees the whole packet.
+/// A network-specific hook that sees the whole packet, and the decisions
+/// its layer keeps (`flows`: how a NAT layer's hook finds the translation
+/// an ICMP error quotes).
 pub trait HandlePacket: Send + Sync + fmt::Display {
-    fn handle(&self, dir: Direction, pkt: &mut Packet, meta: &mut Meta) -> HandleResult;
+    fn handle(
+        &self,
+        dir: Direction,
+        pkt: &mut Packet,
+        meta: &mut Meta,
+        flows: &LayerFlows<'_>,
+    ) -> HandleResult;
 }
 
 /// A rule's (or a layer default's) action.

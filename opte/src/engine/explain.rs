@@ -18,7 +18,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use super::action::{Action, HandleResult};
+use super::action::{Action, HandleResult, LayerFlows};
 use super::flow::FlowId;
 use super::meta::Meta;
 use super::port::{Port, PortState};
@@ -153,7 +153,7 @@ impl Port {
                         // The state is created as for a first packet and
                         // dropped at once, releasing what it took.
                         Some(f) => a
-                            .gen_desc(dir, &f, &mut meta)
+                            .gen_desc(dir, &f, &mut meta, None)
                             .map(|d| Some(d.gen_ht(dir)))
                             .map_err(|e| ExplainVerdict::Drop(err(e))),
                         None => Err(ExplainVerdict::Drop(no_flow())),
@@ -174,7 +174,7 @@ impl Port {
                             return ExplainVerdict::Drop(DropReason::Transform(e));
                         }
                         xform = HdrTransform::NONE;
-                        match h.handle(dir, pkt, &mut meta) {
+                        match h.handle(dir, pkt, &mut meta, &LayerFlows::new(layer)) {
                             HandleResult::Continue => {
                                 view = *pkt.headers();
                                 cur = FlowId::from_headers(&view);

@@ -261,6 +261,31 @@ impl LftPair {
     }
 }
 
+/// A read-only view of one layer's remembered decisions, for its
+/// [`HandlePacket`](super::action::HandlePacket) hooks.
+pub struct LayerFlows<'a> {
+    layer: &'a Layer,
+}
+
+impl<'a> LayerFlows<'a> {
+    /// A view of `layer`'s flow tables.
+    pub fn new(layer: &'a Layer) -> Self {
+        Self { layer }
+    }
+
+    /// The action state of the layer's current (not withdrawn) decision
+    /// for `flow` as seen travelling `dir`, if it made a stateful one.
+    /// Takes the layer's LFT mutex for the lookup; records no hit.
+    pub fn decision(&self, dir: Direction, flow: &FlowId) -> Option<Arc<dyn ActionDesc>> {
+        let lft = self.layer.lft.lock();
+        let e = &lft.table(dir).get(flow)?.value;
+        if e.token.revoked() {
+            return None;
+        }
+        e.desc().cloned()
+    }
+}
+
 /// One stage of a port's pipeline (its rules are kept by the port).
 pub struct Layer {
     pub name: &'static str,

@@ -74,7 +74,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use smallvec::SmallVec;
 
-use super::action::{Action, HandlePacket, HandleResult};
+use super::action::{Action, ActionDesc, HandlePacket, HandleResult, LayerFlows};
 use super::flow::FlowId;
 use super::flow_table::{EvictionRank, ExpiryPolicy, FlowTable, FlowTableStats, FlowValue};
 use super::layer::{
@@ -354,6 +354,15 @@ enum Step {
     Pass(HdrTransform),
     Hairpin(MsgBlk),
     Handle(Arc<dyn HandlePacket>),
+}
+
+/// What a layer's flow table said about a flow being classified.
+enum Remembered {
+    /// A current decision: its transformation (None: a stateful allow).
+    Decided(Option<HdrTransform>),
+    /// No current decision: the rules decide. `previous` is the action
+    /// state of a decision just withdrawn, offered to the new one.
+    Undecided { previous: Option<Arc<dyn ActionDesc>> },
 }
 
 /// What the UFT said about a packet.
@@ -944,7 +953,7 @@ impl Port {
                     }
                     xform = HdrTransform::NONE;
                     composed = false;
-                    match hook.handle(dir, pkt, &mut meta) {
+                    match hook.handle(dir, pkt, &mut meta, &LayerFlows::new(layer)) {
                         HandleResult::Continue => {}
                         HandleResult::Drop(why) => {
                             return ProcessResult::Drop(DropReason::Handled {
@@ -1085,11 +1094,12 @@ impl Port {
             Some(_) if layer.stateful_seen.load(Ordering::Acquire) => Some(layer.lft.lock()),
             _ => None,
         };
-        if let (Some(f), Some(pair)) = (cur, lft.as_deref_mut())
-            && let Some(xf) =
-                self.lft_decision(layer, pair, rules, dir, pkt, view, &f, meta, now, children)
-        {
-            return Ok(xf.map_or(Step::Allow, Step::Pass));
+        let mut previous = None;
+        if let (Some(f), Some(pair)) = (cur, lft.as_deref_mut()) {
+            match self.lft_decision(layer, pair, rules, dir, pkt, view, &f, meta, now, children) {
+                Remembered::Decided(xf) => return Ok(xf.map_or(Step::Allow, Step::Pass)),
+                Remembered::Undecided { previous: p } => previous = p,
+            }
         }
         let ctx = MatchCtx { dir, hdrs: view, mblk: pkt.mblk(), meta };
         // Borrowed from the rules, which the walk holds: no reference
@@ -1162,7 +1172,7 @@ impl Port {
             }
             Action::Stateful(a) => {
                 let f = need_flow()?;
-                let desc = a.gen_desc(dir, &f, meta).map_err(act_err)?;
+                let desc = a.gen_desc(dir, &f, meta, previous.as_ref()).map_err(act_err)?;
                 let xf = desc.gen_ht(dir);
                 let reverse = xf.apply_to_flow(&f).mirror();
                 self.insert_pair(
@@ -1193,9 +1203,7 @@ impl Port {
     }
 
     /// The layer's remembered decision for a flow, re-checked against the
-    /// rules when they changed softly since it was made. Returns the
-    /// decision's transformation (`Some(None)` for a stateful allow), or
-    /// None to consult the rules.
+    /// rules when they changed softly since it was made.
     #[allow(clippy::too_many_arguments)]
     fn lft_decision(
         &self,
@@ -1209,9 +1217,11 @@ impl Port {
         meta: &Meta,
         now: Moment,
         children: &mut Children,
-    ) -> Option<Option<HdrTransform>> {
+    ) -> Remembered {
         let lft = pair.table_mut(dir);
-        let e = lft.hit(f, now)?;
+        let Some(e) = lft.hit(f, now) else {
+            return Remembered::Undecided { previous: None };
+        };
         let entry = &mut e.value;
         let mut keep = !entry.token.revoked();
         if keep && entry.generation != rules.generation {
@@ -1227,8 +1237,10 @@ impl Port {
             entry.generation = rules.generation;
         }
         if !keep {
-            lft.remove(f);
-            return None;
+            // The state lives on while the pair's other entry (or a UFT
+            // entry) holds it; the layer's action may keep it.
+            let previous = lft.remove(f).and_then(|e| e.desc().cloned());
+            return Remembered::Undecided { previous };
         }
         children.push(LftChild::new(&entry.token));
         let (xf, kind) = match entry.desc() {
@@ -1248,7 +1260,7 @@ impl Port {
                 action: kind
             }
         );
-        Some(xf)
+        Remembered::Decided(xf)
     }
 
     /// Store a stateful decision for the flow (`f`, seen in `dir`) and its

@@ -1,5 +1,4 @@
-//! The NAT layer's actions, the per-flow state they create, and the index
-//! of that state the ICMP error translation reads.
+//! The NAT layer's actions and the per-flow state they create.
 //!
 //! - [`SnatAction`]: source NAT of outbound TCP, UDP and ICMP echo onto
 //!   a shared address, with a port (or echo identifier) from the
@@ -22,33 +21,34 @@
 //!
 //! The port keeps a flow's decision when its rule survives a soft rule
 //! change unchanged; otherwise the flow's next outbound packet is decided
-//! again. Every outbound action first asks the [`FlowIndex`] whether this
-//! very flow already has a live desc whose address is still configured
-//! and valid for the flow's internet gateway, and if so returns that same
-//! desc: a flow stays on its address (and SNAT port) as long as the
-//! address stays, even when the rule that would pick an address for a
-//! new flow changed (a floating IP was added, or another one removed).
-//! Flows on an address that went get a new one.
+//! again, and the engine offers the action the desc the flow had (the
+//! `previous` state of [`StatefulAction::gen_desc`]). Every outbound
+//! action returns that same desc when its address is still configured
+//! and valid for the flow's internet gateway: a flow stays on its address
+//! (and SNAT port) as long as the address stays, even when the rule that
+//! would pick an address for a new flow changed (a floating IP was added,
+//! or another one removed). Flows on an address that went get a new one.
+//! (An operator's clear of the layer's flow tables forgets the descs'
+//! flows too: those flows get new translations.)
+//!
+//! The engine's layer flow table is the one index of the descs: the ICMP
+//! error hook finds the desc of a quoted flow there
+//! ([`LayerFlows`](opte::engine::action::LayerFlows)).
 //!
 //! # Locking
 //!
 //! - each [`PortPool`] (mutex): taken to allocate (by an action deciding
-//!   a flow) and to release (by a desc's `Drop`, which may run under the
-//!   engine's flow table locks). A leaf: nothing is taken while holding
-//!   it.
-//! - [`FlowIndex`] (mutex): taken to register a new desc, by a desc's
-//!   `Drop`, and by lookups. A leaf too; no `Arc<NatDesc>` is ever dropped
-//!   while it is held (lookups return the upgraded `Arc` after releasing
-//!   it), so a desc's `Drop` never finds it held by its own thread.
+//!   a flow, under the NAT layer's flow table mutex) and to release (by a
+//!   desc's `Drop`, which may run under the engine's flow table locks). A
+//!   leaf: nothing is taken while holding it.
 
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
-
 use alloc::vec::Vec;
+use core::any::Any;
 use core::fmt;
 use core::net::IpAddr;
-use hashbrown::HashMap;
 
 use opte::ddi::sync::KMutex;
 use opte::engine::Direction;
@@ -60,11 +60,6 @@ use opte::engine::transform::{HdrTransform, IpMod, UlpMod};
 use super::pool::PortPool;
 use crate::api::Uuid;
 use crate::engine::meta_keys;
-
-/// Most descs the [`FlowIndex`] indexes (per key kind). A desc created
-/// past it still translates its flow; only ICMP errors about that flow
-/// cannot be translated (they are dropped, counted).
-pub const MAX_INDEXED_FLOWS: usize = 131_072;
 
 /// IP protocol numbers the actions tell apart.
 mod proto {
@@ -144,42 +139,22 @@ pub struct NatDesc {
     pub addr: Weak<ExtAddr>,
     /// A port taken from a pool, returned when the desc goes.
     taken: Option<(Arc<KMutex<PortPool>>, u16)>,
-    index: Arc<FlowIndex>,
-    /// The flow as the guest sends it (guest address and port first).
-    guest_key: FlowId,
-    /// The same flow as it leaves (external address and port first).
-    ext_key: FlowId,
 }
 
 impl NatDesc {
-    /// A desc for `flow` (seen in `dir` at the NAT layer), to register in
-    /// `index` ([`FlowIndex::reuse_or_add`]).
+    /// A desc translating between `private` and `addr`.
     fn new(
-        index: &Arc<FlowIndex>,
         addr: &Arc<ExtAddr>,
         private: IpAddr,
         map: PortMap,
         taken: Option<(Arc<KMutex<PortPool>>, u16)>,
-        dir: Direction,
-        flow: &FlowId,
-    ) -> Self {
-        let mut d = Self {
-            private,
-            ext: addr.ip,
-            map,
-            addr: Arc::downgrade(addr),
-            taken,
-            index: Arc::clone(index),
-            guest_key: *flow,
-            ext_key: *flow,
-        };
-        // The flow as the guest sends it, and as it leaves.
-        d.guest_key = match dir {
-            Direction::Out => *flow,
-            Direction::In => d.gen_ht(Direction::In).apply_to_flow(flow).mirror(),
-        };
-        d.ext_key = d.gen_ht(Direction::Out).apply_to_flow(&d.guest_key);
-        d
+    ) -> Arc<Self> {
+        Arc::new(Self { private, ext: addr.ip, map, addr: Arc::downgrade(addr), taken })
+    }
+
+    /// True while its address is still configured.
+    pub fn addr_live(&self) -> bool {
+        self.addr.strong_count() > 0
     }
 
     /// Whether the guest's outbound `flow` may keep this desc: its
@@ -189,11 +164,19 @@ impl NatDesc {
         self.private == flow.src_ip()
             && self.addr.upgrade().is_some_and(|a| a.usable_for(route_igw(meta)))
     }
+}
 
-    /// True while its address is still configured.
-    pub fn addr_live(&self) -> bool {
-        self.addr.strong_count() > 0
-    }
+/// The desc an outbound flow had, when it may keep it (see the module
+/// documentation).
+fn kept(
+    previous: Option<&Arc<dyn ActionDesc>>,
+    flow: &FlowId,
+    meta: &Meta,
+) -> Option<Arc<dyn ActionDesc>> {
+    let p = previous?;
+    let any: &dyn Any = &**p;
+    let d = any.downcast_ref::<NatDesc>()?;
+    d.reusable_for(flow, meta).then(|| Arc::clone(p))
 }
 
 impl Drop for NatDesc {
@@ -202,7 +185,6 @@ impl Drop for NatDesc {
             let released = pool.lock().release(*port);
             debug_assert!(released, "SNAT port {port} released twice");
         }
-        self.index.remove(self as *const NatDesc, &self.guest_key, &self.ext_key);
     }
 }
 
@@ -255,107 +237,6 @@ impl ActionDesc for NatDesc {
     }
 }
 
-/// The live descs of one port, by the flow as the guest sends it and by
-/// the flow as it leaves: how an ICMP error quoting a translated packet
-/// finds its translation. Entries are weak and each desc removes its own
-/// when it goes, so the index holds exactly the live descs (at most
-/// [`MAX_INDEXED_FLOWS`] per key kind).
-pub struct FlowIndex {
-    maps: KMutex<IndexMaps>,
-}
-
-#[derive(Default)]
-struct IndexMaps {
-    by_guest: HashMap<FlowId, Weak<NatDesc>>,
-    by_ext: HashMap<FlowId, Weak<NatDesc>>,
-}
-
-impl IndexMaps {
-    fn put(map: &mut HashMap<FlowId, Weak<NatDesc>>, key: FlowId, d: &Arc<NatDesc>) {
-        if map.len() < MAX_INDEXED_FLOWS || map.contains_key(&key) {
-            map.insert(key, Arc::downgrade(d));
-        }
-    }
-
-    fn take(map: &mut HashMap<FlowId, Weak<NatDesc>>, key: &FlowId, me: *const NatDesc) {
-        if map.get(key).is_some_and(|w| core::ptr::eq(w.as_ptr(), me)) {
-            map.remove(key);
-        }
-    }
-}
-
-impl FlowIndex {
-    /// An empty index.
-    pub fn new() -> Self {
-        Self { maps: KMutex::new(IndexMaps::default()) }
-    }
-
-    /// The desc the guest's outbound `flow` already has, when `reuse`
-    /// gives the flow's metadata and the desc may be kept
-    /// ([`NatDesc::reusable_for`]); otherwise the desc `make` builds,
-    /// registered. One hold of the index for both (`make` may take a
-    /// pool's lock after it).
-    fn reuse_or_add(
-        &self,
-        flow: &FlowId,
-        reuse: Option<&Meta>,
-        make: impl FnOnce() -> Result<NatDesc, ActionError>,
-    ) -> Result<Arc<dyn ActionDesc>, ActionError> {
-        // Declared before the guard so that it drops after it: if this is
-        // the desc's last reference, its drop takes the index lock.
-        let found: Option<Arc<NatDesc>>;
-        let mut m = self.maps.lock();
-        if let Some(meta) = reuse {
-            found = m.by_guest.get(flow).and_then(Weak::upgrade);
-            if let Some(d) = &found
-                && d.reusable_for(flow, meta)
-            {
-                return Ok(Arc::clone(d) as Arc<dyn ActionDesc>);
-            }
-        }
-        let d = Arc::new(make()?);
-        IndexMaps::put(&mut m.by_guest, d.guest_key, &d);
-        IndexMaps::put(&mut m.by_ext, d.ext_key, &d);
-        Ok(d)
-    }
-
-    /// Forget the desc at `me` (only where a newer one has not replaced
-    /// it).
-    fn remove(&self, me: *const NatDesc, guest_key: &FlowId, ext_key: &FlowId) {
-        let mut m = self.maps.lock();
-        IndexMaps::take(&mut m.by_guest, guest_key, me);
-        IndexMaps::take(&mut m.by_ext, ext_key, me);
-    }
-
-    /// The live desc of the flow the guest sends as `key`.
-    pub fn by_guest(&self, key: &FlowId) -> Option<Arc<NatDesc>> {
-        let m = self.maps.lock();
-        m.by_guest.get(key).and_then(Weak::upgrade)
-    }
-
-    /// The live desc of the flow that leaves as `key`.
-    pub fn by_ext(&self, key: &FlowId) -> Option<Arc<NatDesc>> {
-        let m = self.maps.lock();
-        m.by_ext.get(key).and_then(Weak::upgrade)
-    }
-
-    /// Descs indexed (by the guest's view).
-    pub fn len(&self) -> usize {
-        self.maps.lock().by_guest.len()
-    }
-
-    /// True with no descs indexed.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl Default for FlowIndex {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 fn same_family(a: IpAddr, b: IpAddr) -> bool {
     a.is_ipv4() == b.is_ipv4()
 }
@@ -366,14 +247,13 @@ pub struct SnatAction {
     tcp: Arc<KMutex<PortPool>>,
     udp: Arc<KMutex<PortPool>>,
     echo: Arc<KMutex<PortPool>>,
-    index: Arc<FlowIndex>,
 }
 
 impl SnatAction {
     /// SNAT onto `addr` with ports `first..=last` for each protocol.
-    pub fn new(addr: Arc<ExtAddr>, first: u16, last: u16, index: Arc<FlowIndex>) -> Self {
+    pub fn new(addr: Arc<ExtAddr>, first: u16, last: u16) -> Self {
         let pool = || Arc::new(KMutex::new(PortPool::new(first, last)));
-        Self { addr, tcp: pool(), udp: pool(), echo: pool(), index }
+        Self { addr, tcp: pool(), udp: pool(), echo: pool() }
     }
 
     /// Free ports of the (TCP, UDP, ICMP echo) pools.
@@ -394,6 +274,7 @@ impl StatefulAction for SnatAction {
         dir: Direction,
         flow: &FlowId,
         meta: &mut Meta,
+        previous: Option<&Arc<dyn ActionDesc>>,
     ) -> Result<Arc<dyn ActionDesc>, ActionError> {
         if dir != Direction::Out {
             return Err(ActionError::NotApplicable("SNAT starts only outbound flows"));
@@ -407,16 +288,16 @@ impl StatefulAction for SnatAction {
             proto::ICMP | proto::ICMPV6 => (&self.echo, true),
             _ => return Err(ActionError::NotApplicable(NOT_SNATABLE)),
         };
-        self.index.reuse_or_add(flow, Some(meta), || {
-            let port = pool.lock().allocate().ok_or(ActionError::Exhausted("SNAT ports"))?;
-            let map = if echo {
-                PortMap::EchoId { guest: flow.src_port, ext: port }
-            } else {
-                PortMap::Ports { guest: flow.src_port, ext: port }
-            };
-            let taken = Some((Arc::clone(pool), port));
-            Ok(NatDesc::new(&self.index, &self.addr, flow.src_ip(), map, taken, dir, flow))
-        })
+        if let Some(d) = kept(previous, flow, meta) {
+            return Ok(d);
+        }
+        let port = pool.lock().allocate().ok_or(ActionError::Exhausted("SNAT ports"))?;
+        let map = if echo {
+            PortMap::EchoId { guest: flow.src_port, ext: port }
+        } else {
+            PortMap::Ports { guest: flow.src_port, ext: port }
+        };
+        Ok(NatDesc::new(&self.addr, flow.src_ip(), map, Some((Arc::clone(pool), port))))
     }
 }
 
@@ -445,13 +326,12 @@ impl StaticAction for NotSnatable {
 pub struct OneToOne {
     addr: Arc<ExtAddr>,
     private: IpAddr,
-    index: Arc<FlowIndex>,
 }
 
 impl OneToOne {
     /// Translate between `private` and `addr`.
-    pub fn new(addr: Arc<ExtAddr>, private: IpAddr, index: Arc<FlowIndex>) -> Self {
-        Self { addr, private, index }
+    pub fn new(addr: Arc<ExtAddr>, private: IpAddr) -> Self {
+        Self { addr, private }
     }
 }
 
@@ -467,14 +347,17 @@ impl StatefulAction for OneToOne {
         dir: Direction,
         flow: &FlowId,
         meta: &mut Meta,
+        previous: Option<&Arc<dyn ActionDesc>>,
     ) -> Result<Arc<dyn ActionDesc>, ActionError> {
         if !same_family(flow.src_ip(), self.addr.ip) {
             return Err(ActionError::NotApplicable("external IP of the other family"));
         }
-        let reuse = (dir == Direction::Out).then_some(&*meta);
-        self.index.reuse_or_add(flow, reuse, || {
-            Ok(NatDesc::new(&self.index, &self.addr, self.private, PortMap::Keep, None, dir, flow))
-        })
+        if dir == Direction::Out
+            && let Some(d) = kept(previous, flow, meta)
+        {
+            return Ok(d);
+        }
+        Ok(NatDesc::new(&self.addr, self.private, PortMap::Keep, None))
     }
 }
 
@@ -484,13 +367,12 @@ impl StatefulAction for OneToOne {
 pub struct Floating {
     addrs: Vec<Arc<ExtAddr>>,
     private: IpAddr,
-    index: Arc<FlowIndex>,
 }
 
 impl Floating {
     /// Spread the flows of `private` over `addrs`.
-    pub fn new(addrs: Vec<Arc<ExtAddr>>, private: IpAddr, index: Arc<FlowIndex>) -> Self {
-        Self { addrs, private, index }
+    pub fn new(addrs: Vec<Arc<ExtAddr>>, private: IpAddr) -> Self {
+        Self { addrs, private }
     }
 
     /// The address a new flow takes, given the gateway it is routed to.
@@ -521,20 +403,21 @@ impl StatefulAction for Floating {
         dir: Direction,
         flow: &FlowId,
         meta: &mut Meta,
+        previous: Option<&Arc<dyn ActionDesc>>,
     ) -> Result<Arc<dyn ActionDesc>, ActionError> {
         if dir != Direction::Out {
             return Err(ActionError::NotApplicable("floating IPs are chosen outbound"));
         }
-        let igw = route_igw(meta);
-        self.index.reuse_or_add(flow, Some(meta), || {
-            let addr = self
-                .choose(flow, igw)
-                .ok_or(ActionError::NotApplicable("no floating IP for this internet gateway"))?;
-            if !same_family(flow.src_ip(), addr.ip) {
-                return Err(ActionError::NotApplicable("floating IP of the other family"));
-            }
-            Ok(NatDesc::new(&self.index, addr, self.private, PortMap::Keep, None, dir, flow))
-        })
+        if let Some(d) = kept(previous, flow, meta) {
+            return Ok(d);
+        }
+        let addr = self
+            .choose(flow, route_igw(meta))
+            .ok_or(ActionError::NotApplicable("no floating IP for this internet gateway"))?;
+        if !same_family(flow.src_ip(), addr.ip) {
+            return Err(ActionError::NotApplicable("floating IP of the other family"));
+        }
+        Ok(NatDesc::new(addr, self.private, PortMap::Keep, None))
     }
 }
 
@@ -565,13 +448,12 @@ mod tests {
     fn floating_choice_is_stable_and_spreads_over_valid_addresses() {
         let _k = fakekernel::scope();
         let id: Uuid = "6f1b3c2a-1d2e-4f50-9a7b-0123456789ab".parse().unwrap();
-        let index = Arc::new(FlowIndex::new());
         let addrs = vec![
             Arc::new(ExtAddr::new(v4(203, 0, 113, 1), None)),
             Arc::new(ExtAddr::new(v4(203, 0, 113, 2), None)),
             Arc::new(ExtAddr::new(v4(203, 0, 113, 3), Some(id))),
         ];
-        let fl = Floating::new(addrs, v4(172, 30, 0, 5), index);
+        let fl = Floating::new(addrs, v4(172, 30, 0, 5));
         let mut counts = std::collections::BTreeMap::new();
         for sport in 1000..1300u16 {
             let f = FlowId::new(6, v4(172, 30, 0, 5), v4(93, 184, 216, 34), sport, 443);
@@ -592,43 +474,55 @@ mod tests {
     }
 
     #[test]
-    fn descs_return_their_port_and_leave_the_index() {
+    fn descs_return_their_port_and_a_flow_may_keep_its_own() {
         let k = fakekernel::scope();
-        let index = Arc::new(FlowIndex::new());
         let addr = Arc::new(ExtAddr::new(v4(10, 77, 77, 13), None));
-        let snat = SnatAction::new(Arc::clone(&addr), 2000, 2001, Arc::clone(&index));
+        let snat = SnatAction::new(Arc::clone(&addr), 2000, 2001);
         let mut meta = Meta::new();
         let guest = v4(172, 30, 0, 5);
         let f1 = FlowId::new(6, guest, v4(93, 184, 216, 34), 5000, 80);
         let f2 = FlowId::new(6, guest, v4(93, 184, 216, 34), 5001, 80);
         let f3 = FlowId::new(6, guest, v4(93, 184, 216, 34), 5002, 80);
-        let d1 = snat.gen_desc(Direction::Out, &f1, &mut meta).unwrap();
-        let d2 = snat.gen_desc(Direction::Out, &f2, &mut meta).unwrap();
+        let d1 = snat.gen_desc(Direction::Out, &f1, &mut meta, None).unwrap();
+        let d2 = snat.gen_desc(Direction::Out, &f2, &mut meta, None).unwrap();
         assert_eq!(snat.available(), (0, 2, 2), "TCP ports only");
         assert_eq!(
-            snat.gen_desc(Direction::Out, &f3, &mut meta).err(),
+            snat.gen_desc(Direction::Out, &f3, &mut meta, None).err(),
             Some(ActionError::Exhausted("SNAT ports"))
         );
-        // The same flow decided again gets its own desc back.
-        let again = snat.gen_desc(Direction::Out, &f1, &mut meta).unwrap();
+        // The same flow decided again, offered its desc, keeps it; another
+        // flow offered it does not take it.
+        let again = snat.gen_desc(Direction::Out, &f1, &mut meta, Some(&d1)).unwrap();
         assert!(Arc::ptr_eq(&again, &d1));
-        assert_eq!(index.len(), 2);
+        let other = v4(172, 30, 0, 6);
+        let f4 = FlowId::new(6, other, v4(93, 184, 216, 34), 5000, 80);
+        assert_eq!(
+            snat.gen_desc(Direction::Out, &f4, &mut meta, Some(&d1)).err(),
+            Some(ActionError::Exhausted("SNAT ports"))
+        );
         let out = d2.gen_ht(Direction::Out).apply_to_flow(&f2);
         assert_eq!((out.src_ip(), out.src_port), (v4(10, 77, 77, 13), 2001));
-        assert!(index.by_ext(&out).is_some());
         drop((d1, again, d2));
         assert_eq!(snat.available(), (2, 2, 2));
-        assert!(index.is_empty());
         let udp = FlowId::new(17, guest, v4(93, 184, 216, 34), 5000, 53);
         let gre = FlowId::new(47, guest, v4(93, 184, 216, 34), 0, 0);
-        let d = snat.gen_desc(Direction::Out, &udp, &mut meta).unwrap();
+        let d = snat.gen_desc(Direction::Out, &udp, &mut meta, None).unwrap();
         assert_eq!(snat.available(), (2, 1, 2));
         assert!(matches!(
-            snat.gen_desc(Direction::Out, &gre, &mut meta),
+            snat.gen_desc(Direction::Out, &gre, &mut meta, None),
             Err(ActionError::NotApplicable(_))
         ));
-        drop(d);
-        drop((snat, addr, index));
+        // Once its address is no longer configured, a desc is not kept.
+        let stale = snat.gen_desc(Direction::Out, &f1, &mut meta, None).unwrap();
+        drop(snat);
+        drop(addr);
+        let addr2 = Arc::new(ExtAddr::new(v4(10, 77, 77, 14), None));
+        let snat2 = SnatAction::new(Arc::clone(&addr2), 3000, 3000);
+        let fresh = snat2.gen_desc(Direction::Out, &f1, &mut meta, Some(&stale)).unwrap();
+        assert!(!Arc::ptr_eq(&fresh, &stale));
+        let src = fresh.gen_ht(Direction::Out).apply_to_flow(&f1);
+        assert_eq!((src.src_ip(), src.src_port), (v4(10, 77, 77, 14), 3000));
+        drop((d, stale, fresh, snat2, addr2));
         k.assert_clean();
     }
 }

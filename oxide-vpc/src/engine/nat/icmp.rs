@@ -11,8 +11,9 @@
 //!
 //! The engine cannot do this with a flow entry: an error's own flow (its
 //! addresses, no ports) says nothing about the flow it quotes. So the NAT
-//! layer sends ICMP errors to this hook, which looks the quoted flow up in
-//! the port's [`FlowIndex`] of live translations and rewrites the packet's
+//! layer sends ICMP errors to this hook, which looks the quoted flow up
+//! among the NAT layer's live decisions (its flow tables, through
+//! [`LayerFlows`]) and rewrites the packet's
 //! header values in place; the engine writes them (with incremental
 //! checksums for the outer IP header, the ICMP message and the quoted IP
 //! header) once the layers are done. A packet a hook saw is never cached,
@@ -35,15 +36,16 @@ use core::fmt;
 use core::net::IpAddr;
 
 use alloc::sync::Arc;
+use core::any::Any;
 use opte::engine::Direction;
-use opte::engine::action::{HandlePacket, HandleResult};
+use opte::engine::action::{ActionDesc, HandlePacket, HandleResult, LayerFlows};
 use opte::engine::flow::FlowId;
 use opte::engine::meta::Meta;
 use opte::packet::checksum::{Csum, update};
 use opte::packet::icmp::{icmpv4_type, icmpv6_type};
 use opte::packet::{Embedded, EmbeddedL3, L3, Packet};
 
-use super::action::{FlowIndex, NatDesc, PortMap};
+use super::action::{NatDesc, PortMap};
 
 /// Why the hook drops a packet.
 pub mod why {
@@ -112,15 +114,32 @@ struct Rewrite {
 
 /// The ICMP error hook of one port's NAT layer.
 pub struct IcmpErrorNat {
-    index: Arc<FlowIndex>,
     /// The one-to-one addresses: (external, private).
     one_to_one: Vec<(IpAddr, IpAddr)>,
 }
 
+/// The live NAT translation the layer decided for `flow` seen travelling
+/// `dir`.
+fn translation(
+    flows: &LayerFlows<'_>,
+    dir: Direction,
+    flow: &FlowId,
+) -> Option<Arc<dyn ActionDesc>> {
+    let d = flows.decision(dir, flow)?;
+    let any: &dyn Any = &*d;
+    any.downcast_ref::<NatDesc>().is_some_and(NatDesc::addr_live).then_some(d)
+}
+
+/// The desc behind a [`translation`].
+fn nat(d: &Arc<dyn ActionDesc>) -> Option<&NatDesc> {
+    let any: &dyn Any = &**d;
+    any.downcast_ref::<NatDesc>()
+}
+
 impl IcmpErrorNat {
-    /// A hook over the port's index, knowing its one-to-one addresses.
-    pub fn new(index: Arc<FlowIndex>, one_to_one: Vec<(IpAddr, IpAddr)>) -> Self {
-        Self { index, one_to_one }
+    /// A hook knowing the port's one-to-one addresses.
+    pub fn new(one_to_one: Vec<(IpAddr, IpAddr)>) -> Self {
+        Self { one_to_one }
     }
 
     /// The one-to-one addresses it was built for.
@@ -129,12 +148,18 @@ impl IcmpErrorNat {
     }
 
     /// An inbound error to `dst` quoting `q`.
-    fn inbound(&self, dst: IpAddr, q: &Quote) -> Result<Rewrite, &'static str> {
+    fn inbound(
+        &self,
+        flows: &LayerFlows<'_>,
+        dst: IpAddr,
+        q: &Quote,
+    ) -> Result<Rewrite, &'static str> {
         if q.flow.src_ip() != dst {
             return Err(why::FOREIGN_QUOTE);
         }
-        let found = self.index.by_ext(&q.flow).filter(|d| d.addr_live());
-        if let Some(d) = found {
+        // The quoted packet left; its replies' flow is the mirror.
+        let found = translation(flows, Direction::In, &q.flow.mirror());
+        if let Some(d) = found.as_ref().and_then(nat) {
             let port = match d.map {
                 PortMap::Ports { guest, .. } | PortMap::EchoId { guest, .. } => Some(guest),
                 PortMap::Keep => None,
@@ -148,15 +173,19 @@ impl IcmpErrorNat {
     }
 
     /// An outbound error from `src` (the private address) quoting `q`.
-    fn outbound(&self, src: IpAddr, q: &Quote) -> Result<Rewrite, &'static str> {
+    fn outbound(
+        &self,
+        flows: &LayerFlows<'_>,
+        src: IpAddr,
+        q: &Quote,
+    ) -> Result<Rewrite, &'static str> {
         if q.flow.dst_ip() != src {
             return Err(why::FOREIGN_QUOTE);
         }
         // The quoted packet came in; the flow the guest sends is its
         // mirror.
-        let found: Option<Arc<NatDesc>> =
-            self.index.by_guest(&q.flow.mirror()).filter(|d| d.addr_live());
-        let d = found.ok_or(why::NO_FLOW)?;
+        let found = translation(flows, Direction::Out, &q.flow.mirror());
+        let d = found.as_ref().and_then(nat).ok_or(why::NO_FLOW)?;
         let port = match d.map {
             PortMap::Ports { ext, .. } | PortMap::EchoId { ext, .. } => Some(ext),
             PortMap::Keep => None,
@@ -172,7 +201,13 @@ impl fmt::Display for IcmpErrorNat {
 }
 
 impl HandlePacket for IcmpErrorNat {
-    fn handle(&self, dir: Direction, pkt: &mut Packet, _meta: &mut Meta) -> HandleResult {
+    fn handle(
+        &self,
+        dir: Direction,
+        pkt: &mut Packet,
+        _meta: &mut Meta,
+        flows: &LayerFlows<'_>,
+    ) -> HandleResult {
         let h = pkt.headers();
         let Some(e) = h.embedded else { return HandleResult::Drop(why::NO_QUOTE) };
         let (src, dst) = match &h.l3 {
@@ -182,8 +217,8 @@ impl HandlePacket for IcmpErrorNat {
         };
         let q = Quote::of(&e);
         let rw = match dir {
-            Direction::In => self.inbound(dst, &q),
-            Direction::Out => self.outbound(src, &q),
+            Direction::In => self.inbound(flows, dst, &q),
+            Direction::Out => self.outbound(flows, src, &q),
         };
         let rw = match rw {
             Ok(r) => r,

@@ -49,9 +49,8 @@
 //!
 //! Per-flow state lives in [`NatDesc`](action::NatDesc)s, held by the
 //! engine's flow tables; a desc returns its port to its pool when the
-//! last entry holding it goes (flow expiry). The port's
-//! [`FlowIndex`](action::FlowIndex) indexes the live descs for the ICMP
-//! error hook.
+//! last entry holding it goes (flow expiry). The ICMP error hook finds
+//! them in the layer's flow tables.
 
 pub mod action;
 pub mod icmp;
@@ -71,7 +70,7 @@ use opte::engine::predicate::Predicate;
 use opte::engine::rule::RuleSpec;
 use opte::packet::icmp::{icmpv4_type, icmpv6_type};
 
-use self::action::{ExtAddr, Floating, FlowIndex, NotSnatable, OneToOne, SnatAction};
+use self::action::{ExtAddr, Floating, NotSnatable, OneToOne, SnatAction};
 use self::icmp::IcmpErrorNat;
 use super::{RuleSet, meta_keys};
 use crate::api::{ExternalIp, ExternalIps, SNatCfg, Uuid, VpcCfg};
@@ -146,11 +145,9 @@ impl Family {
 }
 
 /// The NAT layer's actions, kept across reconfiguration (see the module
-/// documentation). Cloning shares everything: the port's flow index and
-/// the actions.
+/// documentation). Cloning shares the actions.
 #[derive(Clone)]
 pub struct NatState {
-    index: Arc<FlowIndex>,
     addrs: BTreeMap<AddrKey, Weak<ExtAddr>>,
     snat: BTreeMap<AddrKey, Weak<SnatAction>>,
     one_to_one: BTreeMap<(AddrKey, IpAddr), Weak<OneToOne>>,
@@ -169,7 +166,6 @@ impl NatState {
     /// No addresses yet.
     pub fn new() -> Self {
         Self {
-            index: Arc::new(FlowIndex::new()),
             addrs: BTreeMap::new(),
             snat: BTreeMap::new(),
             one_to_one: BTreeMap::new(),
@@ -177,11 +173,6 @@ impl NatState {
             hook: None,
             not_snatable: Arc::new(NotSnatable),
         }
-    }
-
-    /// Live NAT translations (flows holding an external address).
-    pub fn flows(&self) -> usize {
-        self.index.len()
     }
 
     /// The NAT rules for `cfg`: actions of addresses configured as before
@@ -235,7 +226,7 @@ impl NatState {
         {
             return h;
         }
-        let h = Arc::new(IcmpErrorNat::new(Arc::clone(&self.index), one_to_one));
+        let h = Arc::new(IcmpErrorNat::new(one_to_one));
         self.hook = Some(Arc::downgrade(&h));
         h
     }
@@ -255,7 +246,7 @@ impl NatState {
             return a;
         }
         let addr = self.addr(key);
-        let a = Arc::new(SnatAction::new(addr, s.first_port, s.last_port, Arc::clone(&self.index)));
+        let a = Arc::new(SnatAction::new(addr, s.first_port, s.last_port));
         self.snat.insert(key, Arc::downgrade(&a));
         a
     }
@@ -266,7 +257,7 @@ impl NatState {
             return a;
         }
         let addr = self.addr(key.0);
-        let a = Arc::new(OneToOne::new(addr, private, Arc::clone(&self.index)));
+        let a = Arc::new(OneToOne::new(addr, private));
         self.one_to_one.insert(key, Arc::downgrade(&a));
         a
     }
@@ -279,7 +270,7 @@ impl NatState {
             return a;
         }
         let addrs = key.0.iter().map(|k| self.addr(*k)).collect();
-        let a = Arc::new(Floating::new(addrs, private, Arc::clone(&self.index)));
+        let a = Arc::new(Floating::new(addrs, private));
         self.floating.insert(key, Arc::downgrade(&a));
         a
     }
