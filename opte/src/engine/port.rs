@@ -737,10 +737,9 @@ impl Port {
             self.process_running(dir, pkt, flow, now)
         };
         let outcome = match &res {
-            ProcessResult::Modified => {
-                bump(&self.stats.modified);
-                Outcome::Modified
-            }
+            // Counted as what is neither a drop nor a hairpin (see
+            // `PortStats::snapshot`): one atomic fewer per packet.
+            ProcessResult::Modified => Outcome::Modified,
             ProcessResult::Drop(r) => {
                 self.stats.count_drop(r);
                 Outcome::Dropped
@@ -798,7 +797,12 @@ impl Port {
             }
         }
         e.hits.fetch_add(1, Ordering::Relaxed);
-        e.last_hit.fetch_max(now.0, Ordering::Relaxed);
+        // Idle time only matters in seconds: a hit within a millisecond
+        // of the recorded one leaves it (a plain load, no atomic write
+        // per packet); a later one moves it forward, never back.
+        if now.0 >= e.last_hit.load(Ordering::Relaxed).saturating_add(LAST_HIT_GRAIN_NS) {
+            e.last_hit.fetch_max(now.0, Ordering::Relaxed);
+        }
         // Applied under the read lock: the entry is borrowed, not copied.
         let res = match e.xform.apply(pkt) {
             Ok(_) => ProcessResult::Modified,
@@ -1388,6 +1392,10 @@ impl Port {
         n
     }
 }
+
+/// How far apart two hits of a UFT entry must be for the later one to be
+/// recorded as its last hit: expiry counts idle time in seconds.
+const LAST_HIT_GRAIN_NS: u64 = 1_000_000;
 
 /// A flow table fuller than this share of its limit (in percent) is
 /// relieved by eviction when the port expires flows.

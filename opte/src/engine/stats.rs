@@ -45,8 +45,15 @@ impl fmt::Display for DropReason {
     }
 }
 
+/// A set of counters (atomics) and its snapshot type. Fields listed
+/// under `derived` exist only in the snapshot: computed from the others
+/// when it is read (so the data path bumps one counter fewer), and 0 in
+/// what `read` returns.
 macro_rules! counters {
-    ($(#[$m:meta])* $name:ident, $snap:ident { $($(#[$fm:meta])* $f:ident),* $(,)? }) => {
+    (
+        $(#[$m:meta])* $name:ident, $snap:ident { $($(#[$fm:meta])* $f:ident),* $(,)? }
+        $(derived { $($(#[$dm:meta])* $d:ident),* $(,)? })?
+    ) => {
         $(#[$m])*
         #[derive(Debug, Default)]
         pub struct $name {
@@ -57,12 +64,13 @@ macro_rules! counters {
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
         pub struct $snap {
             $($(#[$fm])* pub $f: u64,)*
+            $($($(#[$dm])* pub $d: u64,)*)?
         }
 
         impl $name {
-            /// Read every counter.
-            pub fn snapshot(&self) -> $snap {
-                $snap { $($f: self.$f.load(Ordering::Relaxed),)* }
+            /// Read every counter (derived fields are 0).
+            fn read(&self) -> $snap {
+                $snap { $($f: self.$f.load(Ordering::Relaxed),)* ..$snap::default() }
             }
         }
     };
@@ -75,8 +83,6 @@ counters!(
         in_processed,
         /// Packets processed outbound.
         out_processed,
-        /// Packets passed (possibly modified).
-        modified,
         /// Packets answered with a hairpin reply.
         hairpin,
         /// Packets that hit the unified flow table.
@@ -114,6 +120,11 @@ counters!(
         /// Flow table entries expired.
         expired,
     }
+    derived {
+        /// Packets passed (possibly modified): every processed packet that
+        /// was neither answered (hairpin) nor dropped.
+        modified,
+    }
 );
 
 counters!(
@@ -143,6 +154,26 @@ counters!(
 );
 
 impl PortStats {
+    /// Read every counter. Counters are read one by one while packets
+    /// may be counted: a derived count can lag a packet in flight.
+    pub fn snapshot(&self) -> PortStatsSnapshot {
+        let mut s = self.read();
+        let drops = [
+            s.drop_not_running,
+            s.drop_parse,
+            s.drop_denied_rule,
+            s.drop_denied_default,
+            s.drop_table_full,
+            s.drop_exhausted,
+            s.drop_action,
+            s.drop_handled,
+            s.drop_transform,
+        ];
+        let ended = drops.iter().fold(s.hairpin, |a, d| a.saturating_add(*d));
+        s.modified = s.in_processed.saturating_add(s.out_processed).saturating_sub(ended);
+        s
+    }
+
     /// Count a drop under its reason's counter.
     pub fn count_drop(&self, r: &DropReason) {
         let c = match r {
@@ -164,4 +195,48 @@ impl PortStats {
 #[inline(always)]
 pub fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl LayerStats {
+    /// Read every counter.
+    pub fn snapshot(&self) -> LayerStatsSnapshot {
+        self.read()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::HeaderKind;
+
+    /// Every processed packet is a drop, a hairpin or a pass: a drop of
+    /// any reason is not counted as passed.
+    #[test]
+    fn modified_is_what_was_neither_dropped_nor_answered() {
+        let reasons = [
+            DropReason::NotRunning,
+            DropReason::Parse(ParseError::Truncated(HeaderKind::Ether)),
+            DropReason::Denied { layer: "l", rule: Some(RuleId(1)) },
+            DropReason::Denied { layer: "l", rule: None },
+            DropReason::TableFull { table: "t" },
+            DropReason::Action { layer: "l", error: ActionError::Exhausted("ports") },
+            DropReason::Action { layer: "l", error: ActionError::MetaFull },
+            DropReason::Handled { layer: "l", why: "w" },
+            DropReason::Transform(TransformError::WrongFamily),
+        ];
+        for r in &reasons {
+            let s = PortStats::default();
+            bump(&s.in_processed);
+            s.count_drop(r);
+            assert_eq!(s.snapshot().modified, 0, "{r}");
+        }
+        let s = PortStats::default();
+        for _ in 0..5 {
+            bump(&s.out_processed);
+        }
+        bump(&s.in_processed);
+        bump(&s.hairpin);
+        s.count_drop(&DropReason::NotRunning);
+        assert_eq!(s.snapshot().modified, 4);
+    }
 }
