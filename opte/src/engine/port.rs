@@ -53,8 +53,9 @@
 //!   lock (hit counts and times are atomics in the entry); inserting,
 //!   invalidating and expiring take the write lock.
 //! - `tcp` (mutex): the TCP flow table, taken by the first packet of a
-//!   flow and when a flow closes; each flow's state has its own mutex,
-//!   which is all a UFT hit takes (per-flow lock).
+//!   flow and when a flow closes. Each connection's state is one word
+//!   changed by compare-and-swap ([`TcpShared`]): a UFT hit takes no lock
+//!   for it.
 //! - `rules` (read/write lock): every layer's rule tables, defaults and
 //!   generation, in layer order. A first packet takes it for reading once
 //!   and holds it through the layer walk (one hold, not one per layer);
@@ -71,7 +72,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use smallvec::SmallVec;
 
 use super::action::{Action, ActionDesc, HandlePacket, HandleResult, LayerFlows};
@@ -182,43 +183,65 @@ pub enum ProcessResult {
 
 /// A TCP flow's state, shared by the UFT entries of both directions and
 /// the TCP flow table, with the key it has there.
+///
+/// The state is one word ([`TcpFlow::pack`]) changed by compare-and-swap:
+/// no lock to take per segment, and none to initialize per connection. A
+/// plain ACK in ESTABLISHED (what nearly every segment is) cannot change
+/// it and costs one load. Two CPUs advancing the same connection at once
+/// retry; after [`MAX_TCP_RETRIES`] lost races a segment's update is
+/// stored over the other's (counted as `tcp_contended`), so a segment
+/// never waits unboundedly.
 pub struct TcpShared {
     /// The flow as the guest sees it (guest address first).
     pub key: FlowId,
-    /// Change it only through [`TcpShared::advance`] and
-    /// [`TcpShared::restart`], which keep `established` in step.
-    pub state: KMutex<TcpFlow>,
-    /// True while `state` is ESTABLISHED: a plain ACK segment (no SYN,
-    /// FIN or RST) cannot change that state, so a UFT hit for one needs
-    /// no lock.
-    established: AtomicBool,
+    /// The packed [`TcpFlow`].
+    state: AtomicU64,
 }
+
+/// Compare-and-swap attempts one segment makes on its connection's state.
+const MAX_TCP_RETRIES: usize = 16;
 
 impl TcpShared {
     fn new(key: FlowId, flow: TcpFlow) -> Self {
-        let est = flow.state() == TcpState::Established;
-        Self { key, state: KMutex::new(flow), established: AtomicBool::new(est) }
+        Self { key, state: AtomicU64::new(flow.pack()) }
     }
 
-    /// Advance the connection by one segment.
-    fn advance(&self, dir: Direction, hdr: &crate::packet::TcpHdr) -> TcpVerdict {
+    /// The connection's state now.
+    pub fn flow(&self) -> TcpFlow {
+        TcpFlow::unpack(self.state.load(Ordering::Acquire))
+    }
+
+    /// Advance the connection by one segment; true in the second place
+    /// when the update had to overwrite a racing one.
+    fn advance(&self, dir: Direction, hdr: &crate::packet::TcpHdr) -> (TcpVerdict, bool) {
         let flags = hdr.flags;
         let plain_ack = flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) == 0
             && flags & tcp_flags::ACK != 0;
-        if plain_ack && self.established.load(Ordering::Acquire) {
-            return TcpVerdict::Ok(TcpState::Established);
+        let mut word = self.state.load(Ordering::Acquire);
+        if plain_ack && TcpFlow::state_of(word) == TcpState::Established {
+            return (TcpVerdict::Ok(TcpState::Established), false);
         }
-        let mut s = self.state.lock();
-        let v = s.process(dir, hdr);
-        self.established.store(s.state() == TcpState::Established, Ordering::Release);
-        v
+        for _ in 0..MAX_TCP_RETRIES {
+            let mut f = TcpFlow::unpack(word);
+            let v = f.process(dir, hdr);
+            let new = f.pack();
+            if new == word {
+                return (v, false);
+            }
+            match self.state.compare_exchange(word, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return (v, false),
+                Err(now) => word = now,
+            }
+        }
+        let mut f = TcpFlow::unpack(word);
+        let v = f.process(dir, hdr);
+        self.state.store(f.pack(), Ordering::Release);
+        (v, true)
     }
 
     /// Start the connection afresh from this segment.
     fn restart(&self, dir: Direction, hdr: &crate::packet::TcpHdr) {
-        let mut s = self.state.lock();
-        *s = TcpFlow::new(dir, hdr);
-        self.established.store(s.state() == TcpState::Established, Ordering::Release);
+        self.state.store(TcpFlow::new(dir, hdr).pack(), Ordering::Release);
     }
 }
 
@@ -267,7 +290,7 @@ impl UftEntry {
     }
 
     fn tcp_state(&self) -> Option<TcpFlow> {
-        self.tcp.as_ref().map(|t| *t.state.lock())
+        self.tcp.as_ref().map(|t| t.flow())
     }
 }
 
@@ -300,7 +323,7 @@ pub struct TcpEntry(SharedTcp);
 
 impl FlowValue for TcpEntry {
     fn expiry_class(&self) -> ExpiryClass {
-        self.0.state.lock().expiry_class()
+        self.0.flow().expiry_class()
     }
 
     fn eviction_rank(&self) -> EvictionRank {
@@ -308,7 +331,7 @@ impl FlowValue for TcpEntry {
         if Arc::strong_count(&self.0) > 1 {
             return EvictionRank::Pinned;
         }
-        tcp_rank(Some(*self.0.state.lock()), 6)
+        tcp_rank(Some(self.0.flow()), 6)
     }
 }
 
@@ -686,7 +709,7 @@ impl Port {
 
     /// The TCP flows and their states.
     pub fn dump_tcp(&self) -> Vec<(FlowId, TcpState)> {
-        self.tcp.lock().iter().map(|(id, e)| (*id, e.value.0.state.lock().state())).collect()
+        self.tcp.lock().iter().map(|(id, e)| (*id, e.value.0.flow().state())).collect()
     }
 
     /// Remove the UFT entries of both directions (they are rebuilt).
@@ -789,7 +812,7 @@ impl Port {
         }
         let mut closed = None;
         if let (Some(tcp), Some(L4::Tcp(hdr))) = (&e.tcp, &pkt.headers().l4) {
-            match tcp.advance(dir, hdr) {
+            match self.advance_tcp(tcp, dir, hdr) {
                 TcpVerdict::Ok(_) => {}
                 TcpVerdict::Unexpected(_) => bump(&self.stats.tcp_error),
                 TcpVerdict::Closed => closed = Some(Arc::clone(tcp)),
@@ -1044,6 +1067,21 @@ impl Port {
             .map_err(|_| DropReason::TableFull { table: uft.name() })
     }
 
+    /// Advance a connection by one segment, counting an update that had
+    /// to overwrite a racing one.
+    fn advance_tcp(
+        &self,
+        tcp: &TcpShared,
+        dir: Direction,
+        hdr: &crate::packet::TcpHdr,
+    ) -> TcpVerdict {
+        let (v, contended) = tcp.advance(dir, hdr);
+        if contended {
+            bump(&self.stats.tcp_contended);
+        }
+        v
+    }
+
     /// Find or create the flow's TCP state and advance it by this
     /// segment. Returns the state, whether the flow just closed, and
     /// whether this segment created it.
@@ -1057,7 +1095,7 @@ impl Port {
         let mut tcp = self.tcp.lock();
         if let Some(e) = tcp.hit(&key, now) {
             let shared = Arc::clone(&e.value.0);
-            let verdict = shared.advance(dir, hdr);
+            let verdict = self.advance_tcp(&shared, dir, hdr);
             return match verdict {
                 TcpVerdict::Ok(_) => Ok((shared, false, false)),
                 TcpVerdict::Unexpected(_) => {

@@ -113,6 +113,9 @@ counters!(
         drop_transform,
         /// TCP segments that did not fit the flow's state (passed).
         tcp_error,
+        /// TCP segments whose connection update lost the race to another
+        /// CPU's every time it tried and was stored over it.
+        tcp_contended,
         /// TCP flows closed (FIN handshake or RST).
         tcp_closed,
         /// Flow table entries evicted under pressure.

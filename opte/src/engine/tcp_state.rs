@@ -327,11 +327,29 @@ pub struct TcpFlow {
     /// the guest's FIN; meaningful when the state records a guest FIN.
     guest_fin_seq: u32,
     /// Segments that did not fit the state (saturating).
-    errors: u32,
+    errors: u16,
 }
 
-// A `TcpFlow` sits in every TCP flow-table entry: keep it small.
-const _: () = assert!(core::mem::size_of::<TcpFlow>() <= 12);
+// A `TcpFlow` sits in every TCP flow-table entry, packed in one word
+// ([`TcpFlow::pack`]): keep it small.
+const _: () = assert!(core::mem::size_of::<TcpFlow>() <= 8);
+
+impl TcpState {
+    /// Every state, in the order of their numbers in a packed flow.
+    const ALL: [TcpState; 11] = [
+        TcpState::Closed,
+        TcpState::Listen,
+        TcpState::SynSent,
+        TcpState::SynRcvd,
+        TcpState::Established,
+        TcpState::FinWait1,
+        TcpState::FinWait2,
+        TcpState::CloseWait,
+        TcpState::Closing,
+        TcpState::LastAck,
+        TcpState::TimeWait,
+    ];
+}
 
 /// The `syn_seen` bit for segments sent in direction `dir`.
 const fn syn_bit(dir: Direction) -> u8 {
@@ -445,10 +463,41 @@ impl TcpFlow {
         }
     }
 
-    /// Segments that did not fit the state so far (saturating), for
-    /// eviction preference: a full table evicts misbehaving flows first.
+    /// Segments that did not fit the state so far (saturating at 65535),
+    /// for eviction preference: a full table evicts misbehaving flows
+    /// first.
     pub fn errors(&self) -> u32 {
-        self.errors
+        u32::from(self.errors)
+    }
+
+    /// The flow as one word (state, SYN bits, errors, FIN sequence), so
+    /// a connection shared by two directions can change by
+    /// compare-and-swap instead of a lock.
+    pub fn pack(&self) -> u64 {
+        u64::from(self.state as u8)
+            | u64::from(self.syn_seen) << 8
+            | u64::from(self.errors) << 16
+            | u64::from(self.guest_fin_seq) << 32
+    }
+
+    /// The flow [`TcpFlow::pack`] made `w` from. (A state number out of
+    /// range, which `pack` never writes, reads as CLOSED.)
+    pub fn unpack(w: u64) -> Self {
+        let state = usize::try_from(w & 0xff)
+            .ok()
+            .and_then(|i| TcpState::ALL.get(i).copied())
+            .unwrap_or(TcpState::Closed);
+        Self {
+            state,
+            syn_seen: (w >> 8) as u8,
+            errors: (w >> 16) as u16,
+            guest_fin_seq: (w >> 32) as u32,
+        }
+    }
+
+    /// The state a packed flow is in, without unpacking the rest.
+    pub fn state_of(w: u64) -> TcpState {
+        Self::unpack(w & 0xff).state
     }
 
     /// True when the side sending in direction `dir` has sent a SYN.
