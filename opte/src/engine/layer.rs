@@ -66,10 +66,10 @@ pub struct LftToken {
 
 impl LftToken {
     /// A token for a decision, holding its action state if any.
-    pub fn new(kind: &LftKind) -> Self {
+    pub fn new(kind: LftKind) -> Self {
         let desc = match kind {
             LftKind::Allow => None,
-            LftKind::Stateful(d) => Some(Arc::clone(d)),
+            LftKind::Stateful(d) => Some(d),
         };
         Self { children: AtomicU32::new(0), revoked: AtomicBool::new(false), desc }
     }

@@ -1324,23 +1324,25 @@ impl Port {
         created: &mut Created,
     ) -> Result<(), DropReason> {
         layer.stateful_seen.store(true, Ordering::Release);
-        let token = Arc::new(LftToken::new(&kind));
-        let entry =
-            LftEntry { rule, generation, token: Arc::clone(&token), proto: f.proto, origin: dir };
+        // The token moves into the reply entry: one reference count
+        // increment each for the flow's entry and the UFT entry's hold.
+        let token = Arc::new(LftToken::new(kind));
+        let child = LftChild::new(&token);
+        let entry = |token| LftEntry { rule, generation, token, proto: f.proto, origin: dir };
         let full = || {
             bump(&layer.stats.lft_full);
             DropReason::TableFull { table: layer.name }
         };
         let pair = lft.get_or_insert_with(|| layer.lft.lock());
-        pair.table_mut(dir).insert(f, entry.clone(), now).map_err(|_| full())?;
-        let replies = pair.table_mut(dir.reverse()).insert(reverse, entry, now).map(|_| ());
+        pair.table_mut(dir).insert(f, entry(Arc::clone(&token)), now).map_err(|_| full())?;
+        let replies = pair.table_mut(dir.reverse()).insert(reverse, entry(token), now).map(|_| ());
         if replies.is_err() {
             // Never half a pair: the flow's own entry alone would pass
             // its later packets while its replies meet the rules.
             pair.table_mut(dir).remove(&f);
             return Err(full());
         }
-        children.push(LftChild::new(&token));
+        children.push(child);
         created.push((idx, dir, f, reverse));
         Ok(())
     }
