@@ -833,7 +833,6 @@ impl Port {
         };
         let reverse = closed.as_ref().map(|_| e.xform.apply_to_flow(f).mirror());
         drop(uft);
-        bump(&self.stats.uft_hit);
         trace!(self, TraceEvent::UftHit { dir, flow: *f });
         if let (Some(tcp), Some(reverse)) = (closed, reverse) {
             self.close_tcp(dir, f, &reverse, &tcp);

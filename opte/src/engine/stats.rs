@@ -87,8 +87,6 @@ counters!(
         out_processed,
         /// Packets answered with a hairpin reply.
         hairpin,
-        /// Packets that hit the unified flow table.
-        uft_hit,
         /// Packets that went through the layers.
         uft_miss,
         /// Unified flow table entries found stale and rebuilt.
@@ -129,6 +127,9 @@ counters!(
         /// Packets passed (possibly modified): every processed packet that
         /// was neither answered (hairpin) nor dropped.
         modified,
+        /// Packets that hit the unified flow table: every processed packet
+        /// of a running port that did not go through the layers.
+        uft_hit,
     }
 );
 
@@ -174,8 +175,15 @@ impl PortStats {
             s.drop_handled,
             s.drop_transform,
         ];
+        let processed = s.in_processed.saturating_add(s.out_processed);
         let ended = drops.iter().fold(s.hairpin, |a, d| a.saturating_add(*d));
-        s.modified = s.in_processed.saturating_add(s.out_processed).saturating_sub(ended);
+        s.modified = processed.saturating_sub(ended);
+        // Parse errors and a stopped port end a packet before the UFT;
+        // every other packet is a hit or a miss.
+        s.uft_hit = processed
+            .saturating_sub(s.drop_parse)
+            .saturating_sub(s.drop_not_running)
+            .saturating_sub(s.uft_miss);
         s
     }
 
@@ -243,5 +251,10 @@ mod tests {
         bump(&s.hairpin);
         s.count_drop(&DropReason::NotRunning);
         assert_eq!(s.snapshot().modified, 4);
+        // Of those six, one was refused before the UFT (the port was not
+        // running) and two went through the layers (one was the hairpin).
+        bump(&s.uft_miss);
+        bump(&s.uft_miss);
+        assert_eq!(s.snapshot().uft_hit, 3);
     }
 }
