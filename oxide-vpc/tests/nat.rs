@@ -599,6 +599,9 @@ fn reconfiguration_keeps_flows_on_addresses_that_stay_and_moves_the_others() {
             None,
         )
         .unwrap();
+    // A reply arriving before the guest sends again no longer reaches it
+    // through the old address: the flow's reply decision is withdrawn.
+    v.inb(&inet_udp(dst, 53, ip4(SNAT_V4), a.sport)).dropped();
     assert_eq!(inner(&to_internet(&v, &guest_udp(dst, 5000, 53))).src, ip4(new_snat));
     assert_eq!(inner(&to_internet(&v, &guest_udp(dst, 6000, 53))).src, ip4(new_snat));
     // Nothing reaches the guest through the old address any more.

@@ -85,6 +85,14 @@ pub trait ActionDesc: Any + Send + Sync {
     fn gen_ht(&self, dir: Direction) -> HdrTransform;
     /// A short description for dumps ("SNAT 203.0.113.5:1024").
     fn describe(&self) -> String;
+    /// False once the state can no longer serve its flow (a NAT address
+    /// that was removed). After a soft rule change the layer asks this of
+    /// the entries of a flow's replies, which its rules cannot decide
+    /// again (they decide flows in the direction that started them): an
+    /// invalid one withdraws the decision in both directions.
+    fn valid(&self) -> bool {
+        true
+    }
 }
 
 /// A transformation that holds a resource for the life of the flow.

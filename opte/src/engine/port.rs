@@ -1266,11 +1266,16 @@ impl Port {
         let entry = &mut e.value;
         let mut keep = !entry.token.revoked();
         if keep && entry.generation != rules.generation {
-            if entry.origin == dir && !layer.keep_flows {
-                // Would the rules still decide this flow the same way?
-                let ctx = MatchCtx { dir, hdrs: view, mblk: pkt.mblk(), meta };
-                let now_rule = rules.table(dir).peek(&ctx).map(|r| r.id);
-                keep = now_rule == entry.rule;
+            if !layer.keep_flows {
+                keep = if entry.origin == dir {
+                    // Would the rules still decide this flow the same way?
+                    let ctx = MatchCtx { dir, hdrs: view, mblk: pkt.mblk(), meta };
+                    rules.table(dir).peek(&ctx).map(|r| r.id) == entry.rule
+                } else {
+                    // A reply: the rules decide the other direction, so
+                    // the decision's state says whether it still holds.
+                    entry.desc().is_none_or(|d| d.valid())
+                };
                 if !keep {
                     entry.token.revoke();
                 }

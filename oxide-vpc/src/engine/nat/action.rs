@@ -224,6 +224,10 @@ impl ActionDesc for NatDesc {
         }
     }
 
+    fn valid(&self) -> bool {
+        self.addr_live()
+    }
+
     fn describe(&self) -> String {
         match self.map {
             PortMap::Keep => format!("1:1 {} <-> {}", self.private, self.ext),
