@@ -5,19 +5,22 @@
 //!
 //! # Theory
 //!
-//! `allocb` makes one `mblk_t` and one allocation holding a `dblk_t`
+//! `allocb` makes one allocation holding an `mblk_t`, then a `dblk_t`
 //! immediately followed by its data buffer (as illumos's small dblk
-//! caches do), so `db_base` is 16-byte aligned. The buffer starts out
-//! filled with [`UNINIT_BYTE`], not zeros, so code that reads bytes it
-//! never wrote sees garbage as it would in the kernel.
+//! caches do, and like them pairing the dblk with an mblk), so `db_base`
+//! is 16-byte aligned. The buffer starts out filled with
+//! [`UNINIT_BYTE`], not zeros, so code that reads bytes it never wrote
+//! sees garbage as it would in the kernel.
 //!
-//! `dupb` makes another `mblk_t` pointing at the same dblk and bumps
-//! `db_ref` with an atomic compare-and-swap, refusing at `DBLK_REFMAX`.
-//! Freeing an mblk drops one reference; the thread that drops the last
-//! frees the dblk and its buffer. All of these look the pointers up in
-//! the allocation table first, so a stale or wild pointer is reported
-//! (see [`KernelError`]) and left alone rather than
-//! dereferenced.
+//! `dupb` makes another `mblk_t` (an allocation of its own) pointing at
+//! the same dblk and bumps `db_ref` with an atomic compare-and-swap,
+//! refusing at `DBLK_REFMAX`. Freeing an mblk drops one reference; the
+//! thread that drops the last frees the dblk and its buffer. The mblk and
+//! the dblk of one `allocb` allocation are freed independently (a `dupb`
+//! copy may keep the dblk, `pullupmsg` swaps dblks between mblks); the
+//! memory is released when both are. All of these look the pointers up
+//! in the allocation table first, so a stale or wild pointer is reported
+//! (see [`KernelError`]) and left alone rather than dereferenced.
 //!
 //! Offload state follows illumos exactly: a new dblk starts with the
 //! checksum/LSO fields (`db_cksumstart`, `db_cksumend`, `db_cksumstuff`,
@@ -33,7 +36,7 @@
 //! caught and reported; it never unwinds into the caller.
 
 use crate::accounting::{KernelError, current_account, no_unwind, report};
-use crate::alloc_table::{Found, Kind, TABLE};
+use crate::alloc_table::{Block, Found, Kind, MblkMemory, TABLE, Unref};
 use illumos_sys_hdrs::{
     DBLK_REFMAX, M_DATA, dblk_struioun_t, dblk_t, mblk_t, size_t, ssize_t, uint_t,
 };
@@ -51,14 +54,28 @@ pub const UNINIT_BYTE: u8 = 0xBA;
 /// cycle, most likely).
 pub const MAX_MESSAGE_BLOCKS: usize = 1 << 16;
 
-/// Alignment of a dblk allocation; `db_base` follows the 112-byte dblk,
-/// so it is 16-byte aligned too.
+/// Alignment of an `allocb` allocation; the dblk and `db_base` after it
+/// are 16-byte aligned too.
 const DBLK_ALIGN: usize = 16;
 
-/// The layout of a dblk followed by a `buf_len`-byte buffer.
-fn dblk_layout(buf_len: usize) -> Option<Layout> {
-    let size = size_of::<dblk_t>().checked_add(buf_len)?;
+/// Where the dblk lies in an `allocb` allocation: after the mblk, rounded
+/// up to [`DBLK_ALIGN`].
+const DBLK_OFFSET: usize = size_of::<mblk_t>().next_multiple_of(DBLK_ALIGN);
+
+// `db_base` (after the dblk) keeps the allocation's alignment.
+const _: () = assert!(size_of::<dblk_t>().is_multiple_of(DBLK_ALIGN));
+
+/// The layout of an `allocb` allocation: an mblk, then a dblk followed by
+/// a `buf_len`-byte buffer.
+fn block_layout(buf_len: usize) -> Option<Layout> {
+    let size = (DBLK_OFFSET + size_of::<dblk_t>()).checked_add(buf_len)?;
     Layout::from_size_align(size, DBLK_ALIGN).ok()
+}
+
+/// The address of the `allocb` allocation `dbp` would lie in (the key of
+/// its entry in the allocation table).
+fn block_of(dbp: *const dblk_t) -> usize {
+    dbp.addr().wrapping_sub(DBLK_OFFSET)
 }
 
 /// The layout of an mblk.
@@ -102,7 +119,7 @@ unsafe fn check_block(op: &'static str, mp: *const mblk_t) -> bool {
     }
     // SAFETY: the table says `mp` is a live mblk.
     let dbp = unsafe { (*mp).b_datap };
-    match TABLE.find(dbp.addr()) {
+    match TABLE.find_dblk(block_of(dbp)) {
         Found::Live(Kind::Dblk { .. }) => true,
         _ => {
             report(KernelError::BadDatap { op, mblk: mp.addr(), dblk: dbp.addr() });
@@ -140,30 +157,27 @@ fn alloc_block(size: usize) -> *mut mblk_t {
     if owner.inject_failure() {
         return null_mut();
     }
-    let Some(layout) = dblk_layout(size) else {
+    let Some(layout) = block_layout(size) else {
         return null_mut();
     };
     // SAFETY: the layout's size is at least size_of::<dblk_t>() > 0.
-    let dbp = unsafe { alloc(layout) }.cast::<dblk_t>();
-    if dbp.is_null() {
-        return null_mut();
-    }
-    // SAFETY: mblk_t has a nonzero size.
-    let mp = unsafe { alloc(mblk_layout()) }.cast::<mblk_t>();
+    let mp = unsafe { alloc(layout) }.cast::<mblk_t>();
     if mp.is_null() {
-        // SAFETY: `dbp` came from `alloc(layout)` just above.
-        unsafe { dealloc(dbp.cast(), layout) };
         return null_mut();
     }
-    // SAFETY: the allocation is size_of::<dblk_t>() + size bytes, so the
-    // buffer after the dblk is in bounds and `size` bytes long.
-    let base = unsafe { dbp.cast::<u8>().add(size_of::<dblk_t>()) };
+    // SAFETY: the allocation is DBLK_OFFSET + size_of::<dblk_t>() + size
+    // bytes, so the dblk after the mblk and the buffer after the dblk are
+    // in bounds, the buffer `size` bytes long.
+    let (dbp, base) = unsafe {
+        let dbp = mp.byte_add(DBLK_OFFSET).cast::<dblk_t>();
+        (dbp, dbp.cast::<u8>().add(size_of::<dblk_t>()))
+    };
     // SAFETY: as above, `base..base + size` is ours and writable.
     let lim = unsafe {
         base.write_bytes(UNINIT_BYTE, size);
         base.add(size)
     };
-    // SAFETY: `dbp` and `mp` are fresh allocations of the right layout.
+    // SAFETY: `mp` and `dbp` lie in a fresh allocation of the right layout.
     unsafe {
         dbp.write(dblk_t {
             db_frtnp: null_mut(),
@@ -198,11 +212,9 @@ fn alloc_block(size: usize) -> *mut mblk_t {
             b_queue: null_mut(),
         });
     }
-    let dblk_kind = Kind::Dblk { buf_len: size };
-    TABLE.insert(dbp.addr(), dblk_kind, owner.clone());
-    owner.charge(dblk_kind);
-    TABLE.insert(mp.addr(), Kind::Mblk, owner.clone());
+    owner.charge(Kind::Dblk { buf_len: size });
     owner.charge(Kind::Mblk);
+    TABLE.insert_block(mp.addr(), size, owner);
     mp
 }
 
@@ -225,39 +237,49 @@ unsafe fn alloc_block_like(size: usize, tmpl: *const mblk_t) -> *mut mblk_t {
     mp
 }
 
-/// Drop `mp`'s reference to `dbp`, freeing the dblk on the last one.
+/// Drop one reference to the dblk at `dbp`: `db_ref` minus one, and the
+/// count before, or `None` (and no change) if it was already zero.
+///
+/// # Safety
+///
+/// `dbp` is a live dblk (the allocation table vouches for it, under the
+/// lock that freeing it needs).
+unsafe fn drop_dblk_ref(dbp: *mut dblk_t) -> Option<u8> {
+    // SAFETY: as the caller guarantees; db_ref is only changed atomically
+    // by this crate.
+    let refs = unsafe { AtomicU8::from_ptr(&raw mut (*dbp).db_ref) };
+    refs.fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_sub(1)).ok()
+}
+
+/// Report what dropping `mp`'s reference to `dbp` found wrong, if
+/// anything.
+fn check_unref(op: &'static str, mp: *mut mblk_t, dbp: *mut dblk_t, unref: Unref) {
+    match unref {
+        Unref::Kept | Unref::Last => {}
+        Unref::Underflow => report(KernelError::DblkRefUnderflow { op, dblk: dbp.addr() }),
+        Unref::NotLive => report(KernelError::BadDatap { op, mblk: mp.addr(), dblk: dbp.addr() }),
+    }
+}
+
+/// Drop `mp`'s reference to `dbp`, freeing the dblk on the last one (and
+/// its allocation, if that allocation's mblk is freed too).
 ///
 /// # Safety
 ///
 /// `mp` is a live mblk being freed by this thread, `dbp` its `b_datap`.
 unsafe fn release_dblk(op: &'static str, mp: *mut mblk_t, dbp: *mut dblk_t) {
-    if !matches!(TABLE.find(dbp.addr()), Found::Live(Kind::Dblk { .. })) {
-        report(KernelError::BadDatap { op, mblk: mp.addr(), dblk: dbp.addr() });
-        return;
-    }
-    // SAFETY: `dbp` is a live dblk and `mp` holds one of its references,
-    // so it stays live until we drop it; db_ref is only changed
-    // atomically by this crate.
-    let refs = unsafe { AtomicU8::from_ptr(&raw mut (*dbp).db_ref) };
-    match refs.fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_sub(1)) {
-        Err(_) => report(KernelError::DblkRefUnderflow { op, dblk: dbp.addr() }),
-        Ok(1) => match TABLE.take(dbp.addr(), |k| matches!(k, Kind::Dblk { .. })) {
-            Ok((kind @ Kind::Dblk { buf_len }, owner)) => {
-                if let Some(layout) = dblk_layout(buf_len) {
-                    // SAFETY: we dropped the last reference, so no mblk
-                    // refers to the dblk; it came from alloc(layout).
-                    unsafe { dealloc(dbp.cast(), layout) };
-                }
-                owner.credit(kind);
-            }
-            // Only the thread taking db_ref from 1 to 0 gets here, so the
-            // entry must be a live dblk; anything else is a double free
-            // through a corrupted b_datap.
-            Ok(_) | Err(_) => {
-                report(KernelError::BadDatap { op, mblk: mp.addr(), dblk: dbp.addr() })
-            }
-        },
-        Ok(_) => {}
+    // SAFETY: `unref_dblk` calls this only while the table vouches for
+    // `dbp` as a live dblk, under its lock.
+    let drop_ref = || unsafe { drop_dblk_ref(dbp) };
+    let (unref, block) = TABLE.unref_dblk(block_of(dbp), drop_ref);
+    check_unref(op, mp, dbp, unref);
+    if let Block::Unused { buf_len } = block
+        && let Some(layout) = block_layout(buf_len)
+    {
+        // SAFETY: the table says `dbp` is the dblk of an allocb allocation
+        // made with this layout, starting DBLK_OFFSET before it, whose
+        // mblk and dblk are both freed: nothing refers to it any more.
+        unsafe { dealloc(dbp.byte_sub(DBLK_OFFSET).cast(), layout) };
     }
 }
 
@@ -268,26 +290,49 @@ unsafe fn release_dblk(op: &'static str, mp: *mut mblk_t, dbp: *mut dblk_t) {
 ///
 /// Any live mblk passed is not used by anyone else afterwards.
 unsafe fn free_block(op: &'static str, mp: *mut mblk_t) -> Option<*mut mblk_t> {
-    let owner = match TABLE.take(mp.addr(), |k| k == Kind::Mblk) {
-        Ok((_, owner)) => owner,
+    // SAFETY: `free_mblk` reads only once the table says `mp` is a live
+    // mblk, and the caller gives it up to this thread.
+    let read = || unsafe {
+        let dbp = (*mp).b_datap;
+        let linked = !(*mp).b_next.is_null() || !(*mp).b_prev.is_null();
+        ((linked, (*mp).b_cont, dbp), block_of(dbp))
+    };
+    // Used only when `mp` starts an allocb allocation and its b_datap is
+    // that allocation's dblk, which lies DBLK_OFFSET after it.
+    let own_dbp = mp.wrapping_byte_add(DBLK_OFFSET).cast::<dblk_t>();
+    // SAFETY: `free_mblk` calls this only while the table vouches for the
+    // dblk of `mp`'s allocation as live, under its lock.
+    let drop_ref = || unsafe { drop_dblk_ref(own_dbp) };
+    let freed = match TABLE.free_mblk(mp.addr(), read, drop_ref) {
+        Ok(freed) => freed,
         Err(found) => {
             report(not_live_mblk(op, mp, found));
             return None;
         }
     };
-    // SAFETY: `mp` was a live mblk and `take` made this thread its only
-    // freer.
-    let (linked, cont, dbp) = unsafe {
-        (!(*mp).b_next.is_null() || !(*mp).b_prev.is_null(), (*mp).b_cont, (*mp).b_datap)
-    };
+    let (linked, cont, dbp) = freed.fields;
     if linked {
         report(KernelError::LinkedMblk { op, mblk: mp.addr() });
     }
-    // SAFETY: `mp` is being freed by this thread and `dbp` is its b_datap.
-    unsafe { release_dblk(op, mp, dbp) };
-    // SAFETY: `mp` came from alloc(mblk_layout()) and is no longer in use.
-    unsafe { dealloc(mp.cast(), mblk_layout()) };
-    owner.credit(Kind::Mblk);
+    match freed.own_dblk {
+        Some(unref) => check_unref(op, mp, dbp, unref),
+        // SAFETY: `mp` is being freed by this thread and `dbp` was its
+        // b_datap.
+        None => unsafe { release_dblk(op, mp, dbp) },
+    }
+    match freed.memory {
+        // SAFETY: `mp` came from alloc(mblk_layout()) (dupb) and is freed.
+        MblkMemory::Alone => unsafe { dealloc(mp.cast(), mblk_layout()) },
+        // Whoever frees the allocation's dblk frees the allocation.
+        MblkMemory::InBlock(Block::InUse) => {}
+        MblkMemory::InBlock(Block::Unused { buf_len }) => {
+            if let Some(layout) = block_layout(buf_len) {
+                // SAFETY: `mp` starts an allocb allocation made with this
+                // layout, and both its mblk and its dblk are freed.
+                unsafe { dealloc(mp.cast(), layout) };
+            }
+        }
+    }
     Some(cont)
 }
 
@@ -365,8 +410,8 @@ unsafe fn dup_block(op: &'static str, mp: *mut mblk_t) -> *mut mblk_t {
             b_queue: null_mut(),
         });
     }
-    TABLE.insert(nmp.addr(), Kind::Mblk, owner.clone());
     owner.charge(Kind::Mblk);
+    TABLE.insert(nmp.addr(), Kind::Mblk, owner);
     nmp
 }
 

@@ -112,6 +112,11 @@ pub mod opt {
 
 /// The DHCP rules: a hairpin per answered message type, and a deny for
 /// every other client message.
+///
+/// Each hairpin rule tests the header fields first and the message type
+/// (a walk over the options) last. One rule for all three types would
+/// not walk less: `Any` of the type predicates walks once per type it
+/// tries.
 pub(super) fn rules(cfg: &VpcCfg, v4: &Ipv4Cfg, guest: &Predicate) -> Vec<RuleSpec> {
     let server = Arc::new(DhcpServer::new(cfg, v4));
     let client_to_server = [
@@ -122,10 +127,11 @@ pub(super) fn rules(cfg: &VpcCfg, v4: &Ipv4Cfg, guest: &Predicate) -> Vec<RuleSp
     let mut v = Vec::new();
     for ty in [dhcp_msg_type::DISCOVER, dhcp_msg_type::REQUEST, dhcp_msg_type::INFORM] {
         let action = DhcpReply { request: ty, server: Arc::clone(&server) };
-        let mut r = RuleSpec::new(PRIO_HAIRPIN, Action::Hairpin(Arc::new(action)))
-            .with(guest.clone())
-            .with(Predicate::DhcpMsgType(ty));
+        // Cheapest first: header fields, then the walk over the body.
+        let mut r = RuleSpec::new(PRIO_HAIRPIN, Action::Hairpin(Arc::new(action)));
         r.predicates.extend(client_to_server.iter().cloned());
+        r.predicates.push(guest.clone());
+        r.predicates.push(Predicate::DhcpMsgType(ty));
         v.push(r);
     }
     let mut deny = RuleSpec::new(PRIO_REFUSE, Action::Deny);
@@ -193,6 +199,14 @@ fn put_option(out: &mut Vec<u8>, code: u8, data: &[u8]) {
     }
 }
 
+/// Write `bytes` at offset `at` of `m`, which the caller has made long
+/// enough (nothing is written past its end).
+fn put_at<const N: usize>(m: &mut [u8], at: usize, bytes: [u8; N]) {
+    if let Some(field) = m.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<N>) {
+        *field = bytes;
+    }
+}
+
 /// What the server answers a request with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answer {
@@ -204,7 +218,7 @@ enum Answer {
 }
 
 /// The fields of a client's request the reply needs.
-struct Request {
+struct Request<'a> {
     htype: u8,
     hlen: u8,
     xid: [u8; 4],
@@ -213,91 +227,87 @@ struct Request {
     chaddr: [u8; CHADDR_LEN],
     requested_ip: Option<Ipv4Addr>,
     server_id: Option<Ipv4Addr>,
-    /// Option 61's body (the first instance) and its length.
-    client_id: Option<([u8; MAX_OPTION], usize)>,
+    /// Option 61's body (the first instance).
+    client_id: Option<&'a [u8]>,
 }
 
-impl Request {
-    /// Read a request from the UDP payload.
-    fn parse(p: &UdpPayload<'_>) -> Result<Self, ActionError> {
-        if p.len() < OPTIONS_AT {
+/// The `N` bytes at `at` of a message at least [`OPTIONS_AT`] bytes long.
+fn field<const N: usize>(m: &[u8], at: usize) -> Result<[u8; N], ActionError> {
+    m.get(at..)
+        .and_then(<[u8]>::first_chunk::<N>)
+        .copied()
+        .ok_or(ActionError::Reply("DHCP message truncated"))
+}
+
+impl<'a> Request<'a> {
+    /// Read a request from the DHCP message `m` (the UDP payload).
+    fn parse(m: &'a [u8]) -> Result<Self, ActionError> {
+        if m.len() < OPTIONS_AT {
             return Err(ActionError::Reply("DHCP message truncated"));
         }
-        let [op, htype, hlen, _hops] = p.array::<4>(0)?;
+        let [op, htype, hlen, _hops] = field(m, 0)?;
         if op != BOOTREQUEST {
             return Err(ActionError::NotApplicable("DHCP message is not a request"));
         }
         if usize::from(hlen) > CHADDR_LEN {
             return Err(ActionError::Reply("DHCP hardware address too long"));
         }
-        let [f0, f1] = p.array::<2>(10)?;
-        if p.array::<4>(24)? != [0; 4] {
+        if field::<4>(m, 24)? != [0; 4] {
             return Err(ActionError::NotApplicable("relayed DHCP request"));
         }
-        if p.array::<4>(FIXED_LEN)? != MAGIC_COOKIE {
+        if field::<4>(m, FIXED_LEN)? != MAGIC_COOKIE {
             return Err(ActionError::Reply("DHCP magic cookie missing"));
         }
         let mut req = Self {
             htype,
             hlen,
-            xid: p.array::<4>(4)?,
-            flags: u16::from_be_bytes([f0, f1]),
-            ciaddr: Ipv4Addr::from(p.array::<4>(12)?),
-            chaddr: p.array::<CHADDR_LEN>(28)?,
+            xid: field(m, 4)?,
+            flags: u16::from_be_bytes(field(m, 10)?),
+            ciaddr: Ipv4Addr::from(field::<4>(m, 12)?),
+            chaddr: field(m, 28)?,
             requested_ip: None,
             server_id: None,
             client_id: None,
         };
         let mut budget = MAX_DHCP_OPTIONS;
-        let overload = req.walk(p, OPTIONS_AT, p.len(), &mut budget)?;
+        let overload = req.walk(m.get(OPTIONS_AT..).unwrap_or_default(), &mut budget)?;
         // RFC 2131 4.1: the options field, then `file`, then `sname`.
         for (bit, (at, len)) in [(1, FILE), (2, SNAME)] {
             if overload & bit != 0 {
-                req.walk(p, at, at.saturating_add(len), &mut budget)?;
+                let area = m.get(at..at.saturating_add(len)).unwrap_or_default();
+                req.walk(area, &mut budget)?;
             }
         }
         Ok(req)
     }
 
-    /// Walk the options in `[from, end)` of the payload, keeping those the
-    /// reply needs; returns option 52's value (0 when absent).
-    fn walk(
-        &mut self,
-        p: &UdpPayload<'_>,
-        from: usize,
-        end: usize,
-        budget: &mut usize,
-    ) -> Result<u8, ActionError> {
+    /// Walk the options in `area`, keeping those the reply needs; returns
+    /// option 52's value (0 when absent).
+    fn walk(&mut self, area: &'a [u8], budget: &mut usize) -> Result<u8, ActionError> {
         let malformed = ActionError::Reply("malformed DHCP option");
         let mut overload = 0;
-        let mut at = from;
+        let mut rest = area;
         // Each pass consumes at least one byte of the area.
-        for _ in from..end {
-            if at >= end {
-                break;
-            }
-            let code = p.byte(at)?;
-            at = at.saturating_add(1);
+        while let Some((&code, after_code)) = rest.split_first() {
+            rest = after_code;
             match code {
                 opt::PAD => continue,
                 opt::END => break,
                 _ => {}
             }
             *budget = budget.checked_sub(1).ok_or(ActionError::Reply("too many DHCP options"))?;
-            let len = usize::from(p.byte(at).map_err(|_| malformed.clone())?);
-            let body = at.saturating_add(1);
-            at = body.saturating_add(len);
-            if at > end {
-                return Err(malformed);
-            }
-            match (code, len) {
-                (opt::REQUESTED_IP, 4) => self.requested_ip = Some(Ipv4Addr::from(p.array(body)?)),
-                (opt::SERVER_ID, 4) => self.server_id = Some(Ipv4Addr::from(p.array(body)?)),
-                (opt::OVERLOAD, 1) => overload = p.byte(body)? & 3,
-                (opt::CLIENT_ID, 2..) if self.client_id.is_none() => {
-                    let mut id = [0u8; MAX_OPTION];
-                    p.read(body, id.get_mut(..len).ok_or(malformed.clone())?)?;
-                    self.client_id = Some((id, len));
+            let (&len, after_len) = rest.split_first().ok_or(malformed.clone())?;
+            let (body, after) =
+                after_len.split_at_checked(usize::from(len)).ok_or(malformed.clone())?;
+            rest = after;
+            match (code, body) {
+                (opt::REQUESTED_IP, &[a, b, c, d]) => {
+                    self.requested_ip = Some(Ipv4Addr::new(a, b, c, d));
+                }
+                (opt::SERVER_ID, &[a, b, c, d]) => self.server_id = Some(Ipv4Addr::new(a, b, c, d)),
+                (opt::OVERLOAD, &[v]) => overload = v & 3,
+                (opt::CLIENT_ID, &[_, _, ..]) if self.client_id.is_none() => {
+                    self.client_id = Some(body);
                 }
                 (opt::REQUESTED_IP | opt::SERVER_ID | opt::OVERLOAD, _) => return Err(malformed),
                 _ => {}
@@ -323,7 +333,7 @@ impl fmt::Display for DhcpReply {
 
 impl DhcpReply {
     /// What to answer `req` with.
-    fn answer(&self, req: &Request) -> Result<Answer, ActionError> {
+    fn answer(&self, req: &Request<'_>) -> Result<Answer, ActionError> {
         let s = &self.server;
         match self.request {
             dhcp_msg_type::DISCOVER => Ok(Answer::Offer),
@@ -343,7 +353,7 @@ impl DhcpReply {
     }
 
     /// The reply's DHCP message (the UDP payload).
-    fn message(&self, req: &Request, answer: Answer) -> Result<Vec<u8>, ActionError> {
+    fn message(&self, req: &Request<'_>, answer: Answer) -> Result<Vec<u8>, ActionError> {
         let s = &self.server;
         let cap = OPTIONS_AT + 3 + 6 + 6 + 2 + MAX_OPTION + s.params.len() + 1;
         let mut m = Vec::new();
@@ -355,17 +365,16 @@ impl DhcpReply {
             Answer::Ack => (req.ciaddr, s.client_ip),
             Answer::InformAck => (req.ciaddr, Ipv4Addr::UNSPECIFIED),
         };
-        m.extend_from_slice(&[BOOTREPLY, req.htype, req.hlen, 0]);
-        m.extend_from_slice(&req.xid);
-        m.extend_from_slice(&[0, 0]); // secs
-        m.extend_from_slice(&req.flags.to_be_bytes());
-        m.extend_from_slice(&ciaddr.octets());
-        m.extend_from_slice(&yiaddr.octets());
-        m.extend_from_slice(&[0; 4]); // siaddr: no next server
-        m.extend_from_slice(&[0; 4]); // giaddr: not relayed
-        m.extend_from_slice(&req.chaddr);
-        m.resize(FIXED_LEN, 0); // sname, file
-        m.extend_from_slice(&MAGIC_COOKIE);
+        // The fixed part and cookie. The fields left zero: secs, siaddr
+        // (no next server), giaddr (not relayed), sname and file.
+        m.resize(OPTIONS_AT, 0);
+        put_at(&mut m, 0, [BOOTREPLY, req.htype, req.hlen, 0]);
+        put_at(&mut m, 4, req.xid);
+        put_at(&mut m, 10, req.flags.to_be_bytes());
+        put_at(&mut m, 12, ciaddr.octets());
+        put_at(&mut m, 16, yiaddr.octets());
+        put_at(&mut m, 28, req.chaddr);
+        put_at(&mut m, FIXED_LEN, MAGIC_COOKIE);
         let ty = match answer {
             Answer::Offer => dhcp_msg_type::OFFER,
             Answer::Ack | Answer::InformAck => dhcp_msg_type::ACK,
@@ -376,8 +385,8 @@ impl DhcpReply {
         if matches!(answer, Answer::Offer | Answer::Ack) {
             put_option(&mut m, opt::LEASE_TIME, &s.lease_secs.to_be_bytes());
         }
-        if let Some((id, len)) = &req.client_id {
-            put_option(&mut m, opt::CLIENT_ID, id.get(..*len).unwrap_or(&[]));
+        if let Some(id) = req.client_id {
+            put_option(&mut m, opt::CLIENT_ID, id);
         }
         if answer != Answer::Nak {
             m.extend_from_slice(&s.params);
@@ -393,7 +402,7 @@ impl DhcpReply {
 impl HairpinAction for DhcpReply {
     fn gen_packet(&self, ctx: &MatchCtx<'_>) -> Result<MsgBlk, ActionError> {
         let s = &self.server;
-        let payload = UdpPayload::of(ctx.hdrs, ctx.mblk)?;
+        let payload = UdpPayload::of(ctx.hdrs, ctx.mblk)?.bytes()?;
         let req = Request::parse(&payload)?;
         let answer = self.answer(&req)?;
         let msg = self.message(&req, answer)?;

@@ -54,9 +54,11 @@
 //! Building a reply takes the message block and two to four heap
 //! allocations: the frame and transport buffers of
 //! [`FrameBuilder::to_bytes`] (ARP needs no more), the payload (DHCP,
-//! DHCPv6, echo data) and, for IPv6, the builder's header buffer. The
-//! test `a_hairpin_reply_takes_a_handful_of_allocations` counts them.
+//! DHCPv6, echo data) and, for IPv6, the builder's header buffer; a DHCP
+//! request split across blocks is copied out first. The test
+//! `a_hairpin_reply_takes_a_handful_of_allocations` counts them.
 
+use alloc::borrow::Cow;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
@@ -244,11 +246,17 @@ impl StaticAction for ToGuest {
 /// The UDP payload of a packet: where it starts in the message and how
 /// long it is, bounded by both the UDP length and the IP payload (never
 /// Ethernet padding).
+///
+/// When the payload lies in the message's first block (a request the
+/// guest sent in one buffer, the usual case) it is kept as a slice and
+/// read directly; otherwise each read walks the chain.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UdpPayload<'a> {
     mblk: &'a MsgBlk,
     start: usize,
     len: usize,
+    /// The payload's bytes, when they lie in the first block.
+    bytes: Option<&'a [u8]>,
 }
 
 impl<'a> UdpPayload<'a> {
@@ -263,7 +271,9 @@ impl<'a> UdpPayload<'a> {
         let l4_len = usize::try_from(hdrs.l4_len).map_err(|_| bad.clone())?;
         let udp_len = usize::from(udp.len).min(l4_len);
         let len = l4.checked_add(udp_len).and_then(|e| e.checked_sub(start)).ok_or(bad)?;
-        Ok(Self { mblk, start, len })
+        let bytes =
+            mblk.segments().next().and_then(|first| first.get(start..start.checked_add(len)?));
+        Ok(Self { mblk, start, len, bytes })
     }
 
     /// Bytes in the payload.
@@ -279,21 +289,42 @@ impl<'a> UdpPayload<'a> {
         if end > self.len {
             return Err(truncated);
         }
+        if let Some(b) = self.bytes {
+            let src = b.get(off..end).ok_or(truncated.clone())?;
+            out.copy_from_slice(src);
+            return Ok(());
+        }
         let at = self.start.checked_add(off).ok_or(truncated.clone())?;
         self.mblk.read_at(at, out).map_err(|_| truncated)
     }
 
     /// The `N` bytes at offset `off`.
+    #[inline]
     pub(crate) fn array<const N: usize>(&self, off: usize) -> Result<[u8; N], ActionError> {
+        if let Some(b) = self.bytes {
+            return b
+                .get(off..)
+                .and_then(<[u8]>::first_chunk::<N>)
+                .copied()
+                .ok_or(ActionError::Reply("request truncated"));
+        }
         let mut b = [0u8; N];
         self.read(off, &mut b)?;
         Ok(b)
     }
 
-    /// The byte at offset `off`.
-    pub(crate) fn byte(&self, off: usize) -> Result<u8, ActionError> {
-        let [b] = self.array::<1>(off)?;
-        Ok(b)
+    /// The payload's bytes: borrowed when they lie in the first block,
+    /// otherwise copied out of the chain.
+    pub(crate) fn bytes(&self) -> Result<Cow<'a, [u8]>, ActionError> {
+        if let Some(b) = self.bytes {
+            return Ok(Cow::Borrowed(b));
+        }
+        let mut v = Vec::new();
+        v.try_reserve_exact(self.len)
+            .map_err(|_| ActionError::Reply("no memory for the request"))?;
+        v.resize(self.len, 0);
+        self.read(0, &mut v)?;
+        Ok(Cow::Owned(v))
     }
 }
 
