@@ -9,7 +9,8 @@
 //!   table.
 //! - `flow_table/insert/N`: one new flow added and the oldest removed,
 //!   so the table stays at N (its limit) and the cost includes the
-//!   occasional rebuild that churn brings.
+//!   occasional index rebuild that churn brings (the new flow takes the
+//!   slot the old one freed: entries never move).
 //! - `flow_table/evict-64/N`: one eviction batch of 64 flows (a pass
 //!   over the whole table) plus re-inserting them.
 

@@ -37,7 +37,10 @@ fn flow_table_bytes_per_flow_within_budget() {
         peak as f64 / f64::from(flows),
         std::mem::size_of::<(FlowId, FlowEntry<Word>)>(),
     );
-    assert_eq!(live, reported, "the table's one allocation is all it holds");
+    assert_eq!(
+        live, reported,
+        "the table holds exactly what allocated_bytes reports (index, chunk directory, chunks)"
+    );
     assert!(
         live <= BUDGET_BYTES_PER_FLOW * flows as usize,
         "{per_flow:.1} bytes/flow is over the budget of {BUDGET_BYTES_PER_FLOW}"

@@ -2,15 +2,17 @@
 //! unified flow table entry, firewall and NAT layer flow table entries
 //! (pairs) and its NAT state. Counted with a per-thread counting
 //! allocator and printed. (10^5 flows here, to stay quick in debug
-//! builds; the tables' per-entry cost does not depend on their size
-//! beyond the hash table's load.)
+//! builds; the tables' per-entry cost depends on their size only through
+//! their indexes' load, 8-byte buckets at a power-of-two count.)
 //!
-//! The budget is where the engine stands today (about 920 bytes per
-//! outbound flow at this table load), so a regression fails; the goal of
-//! issue 3 is 10^6 flows well under 1 GiB, which needs the slimmer layer
-//! flow entries listed in the issue's notes. `PORT_MEMORY_FLOWS=1000000
-//! cargo test --release -p bench --test port_memory -- --nocapture`
-//! measures other sizes.
+//! The budget is where the engine stands today, with a little slack, so
+//! a regression fails: 682 bytes per outbound flow at 10^5 flows, 713 at
+//! 10^6 (the indexes half empty there), so 10^6 flows take about 0.66
+//! GiB, the goal of issue 3 ("well under 1 GiB"). Nearly all of it is the
+//! flow tables' slabs: a 208-byte slot (key, unified flow entry, last
+//! hit) for the unified flow table and four 88-byte slots for the layer
+//! flow tables. `PORT_MEMORY_FLOWS=1000000 cargo test --release -p bench
+//! --test port_memory -- --nocapture` measures other sizes.
 
 use bench::engine::{HEADROOM, five_layer_port, must_pass};
 use bench::{Dir, Family, Proto, Scenario};
@@ -20,9 +22,10 @@ use opte::packet::{L3, L4, Packet};
 #[global_allocator]
 static GLOBAL: bench::alloc_count::Counting = bench::alloc_count::Counting;
 
-/// Bytes per flow the port may use today (see the module docs); larger
-/// tables are held to their hash tables' power-of-two sizing too.
-const BUDGET_BYTES_PER_FLOW: isize = 1000;
+/// Bytes per flow the port may use today (682 measured; see the module
+/// docs). One more 8-byte field in every flow table entry (40 bytes a
+/// flow) breaks it.
+const BUDGET_BYTES_PER_FLOW: isize = 700;
 
 #[test]
 fn port_bytes_per_flow_within_budget() {

@@ -1,15 +1,17 @@
 //! The flow table as its owners see it: limits refuse and count, nothing
-//! is allocated past a limit, entries expire at exactly their class's
-//! timeout, eviction takes the lowest rank and then the least recently
-//! hit, replacement starts an entry afresh, and the counters add up.
+//! is allocated past a limit, a full table's memory is its entries plus a
+//! small index, freed slots are reused, entries expire at exactly their
+//! class's timeout, eviction takes the lowest rank and then the least
+//! recently hit, replacement starts an entry afresh, compaction keeps
+//! every entry, and the counters add up.
 //!
 //! A counting global allocator (per thread, so the harness's threads
 //! don't count) checks what allocates, and can be told to fail, as the
 //! kernel's allocator does under memory pressure.
 
 use opte::engine::flow_table::{
-    EvictionRank, ExpiryPolicy, FlowEntry, FlowTable, FlowTableError, FlowTableStats, FlowValue,
-    MAX_EVICT_BATCH,
+    CHUNK_SLOTS, EvictionRank, ExpiryPolicy, FlowEntry, FlowTable, FlowTableError, FlowTableStats,
+    FlowValue, MAX_EVICT_BATCH,
 };
 use opte::engine::{ExpiryClass, FlowId, Moment, NANOS_PER_SEC};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -104,6 +106,25 @@ fn assert_accounted(stats: &FlowTableStats) {
     );
 }
 
+/// Buckets of the largest index a table of `limit` entries may hold: for
+/// `limit + limit / 8` entries at hashbrown's 7/8 load.
+fn index_buckets(limit: u32) -> usize {
+    let ceiling = limit as usize + limit as usize / 8;
+    (ceiling * 8 / 7).next_power_of_two()
+}
+
+/// The documented bound on a table's memory: `limit` slots the size of
+/// a key and its entry, a chunk directory of three words per chunk, and
+/// the index's 8-byte buckets with a control byte each and a trailing
+/// group of 16 (plus a little alignment padding). A table that kept its
+/// entries in the hash table's buckets would hold a whole entry per
+/// bucket, and fail this at every size.
+fn memory_bound<V>(limit: u32) -> usize {
+    let slab = limit as usize * std::mem::size_of::<(FlowId, FlowEntry<V>)>();
+    let directory = (limit as usize).div_ceil(CHUNK_SLOTS) * std::mem::size_of::<Vec<u8>>();
+    slab + directory + index_buckets(limit) * 9 + 16 + 32
+}
+
 #[test]
 fn full_table_refuses_counts_and_allocates_nothing() {
     let k = fakekernel::scope();
@@ -154,22 +175,24 @@ fn churn_at_the_limit_stays_in_one_bounded_allocation() {
         assert!(t.insert(id(n), udp(n), Moment(u64::from(n))).is_ok());
     }
     let bytes = t.allocated_bytes();
-    // The documented bound: buckets for (limit + limit/8) at 7/8 load,
-    // each with one control byte, plus a trailing group.
-    let buckets = ((LIMIT as usize + LIMIT as usize / 8) * 8 / 7).next_power_of_two();
-    let per_bucket = std::mem::size_of::<(FlowId, FlowEntry<Flow>)>() + 1;
-    assert!(bytes <= buckets * per_bucket + 32, "{bytes} > bound for {buckets} buckets");
+    let buckets = index_buckets(LIMIT);
+    let bound = memory_bound::<Flow>(LIMIT);
+    assert!(bytes <= bound, "{bytes} > bound {bound} for {buckets} buckets");
 
-    // Remove the oldest flow, add a new one, many times over.
+    // Remove the oldest flow, add a new one, many times over; and replace
+    // a flow's value each time, which must not grow the table either
+    // (not even when the new flow took the index's last free bucket).
     let rounds = 100_000u32;
     let ((), allocs) = allocations(|| {
         for n in LIMIT..LIMIT + rounds {
             assert!(t.remove(&id(n - LIMIT)).is_some());
             assert!(t.insert(id(n), udp(n), Moment(u64::from(n))).is_ok());
+            assert!(t.insert(id(n - LIMIT / 2), udp(n - LIMIT / 2), Moment(u64::from(n))).is_ok());
             assert!(t.allocated_bytes() <= bytes, "grew past the limit's allocation");
         }
     });
-    // A rebuild (one allocation) happens only once the slots freed since
+    // Freed slots are reused, so the entries never allocate; an index
+    // rebuild (one allocation) happens only once the buckets freed since
     // the last one are used up: at least (capacity - limit) inserts apart.
     let free_after_rebuild = buckets * 7 / 8 - LIMIT as usize;
     assert!(allocs <= rounds as usize / free_after_rebuild + 1, "{allocs} rebuilds");
@@ -178,7 +201,10 @@ fn churn_at_the_limit_stays_in_one_bounded_allocation() {
         assert_eq!(t.get(&id(n)).map(|e| e.value.tag), Some(n));
     }
     let s = t.stats();
-    assert_eq!((s.inserts, s.removed, s.full_drops), (u64::from(LIMIT + rounds), 100_000, 0));
+    assert_eq!(
+        (s.inserts, s.removed, s.replaced, s.full_drops),
+        (u64::from(LIMIT + rounds), 100_000, 100_000, 0)
+    );
     assert_accounted(&s);
     k.assert_clean();
 }
@@ -208,16 +234,21 @@ fn lookups_hits_and_removes_allocate_nothing() {
 }
 
 #[test]
-fn hits_are_counted_and_last_hit_never_goes_back() {
+fn hits_move_last_hit_and_it_never_goes_back() {
     let k = fakekernel::scope();
     let mut t = FlowTable::new("hits", 10);
     assert!(t.insert(id(1), udp(1), secs(10)).is_ok());
+    assert_eq!(t.get(&id(1)).map(FlowEntry::last_hit), Some(secs(10)), "inserted counts");
     assert!(t.hit(&id(2), secs(11)).is_none(), "a miss records nothing");
+    assert_eq!(t.get(&id(1)).map(FlowEntry::last_hit), Some(secs(10)));
     for s in [12, 20, 15] {
         assert!(t.hit(&id(1), secs(s)).is_some());
     }
+    // get and get_mut are not hits.
+    assert!(t.get_mut(&id(1)).is_some());
+    assert!(t.get(&id(1)).is_some());
     let e = t.get(&id(1)).cloned().unwrap();
-    assert_eq!((e.created(), e.last_hit(), e.hits()), (secs(10), secs(20), 3));
+    assert_eq!(e.last_hit(), secs(20), "the latest hit, not the last call's");
     assert_eq!(e.idle_ns(secs(25)), 5 * NANOS_PER_SEC);
     assert_eq!(e.idle_ns(secs(5)), 0, "a moment before the last hit is not idle time");
     k.assert_clean();
@@ -449,7 +480,7 @@ fn replacing_a_flow_starts_its_entry_afresh() {
     assert_eq!(allocs, 0);
     let e = r.unwrap();
     assert_eq!(e.value, ranked(EvictionRank::Established, 7));
-    assert_eq!((e.created(), e.last_hit(), e.hits()), (secs(9), secs(9), 0));
+    assert_eq!(e.last_hit(), secs(9));
     assert_eq!(t.get(&id(1)), Some(&e));
     assert_eq!(t.len(), 2);
     let s = t.stats();
@@ -573,6 +604,95 @@ fn a_mostly_expired_table_gives_its_memory_back() {
 }
 
 #[test]
+fn freed_slots_are_reused_before_the_table_grows() {
+    let k = fakekernel::scope();
+    // Eight whole chunks, far below the limit, so the slab could grow.
+    const N: u32 = 8 * CHUNK_SLOTS as u32;
+    let mut t = FlowTable::new("reuse", 100_000);
+    for n in 0..N {
+        assert!(t.insert(id(n), udp(n), Moment(0)).is_ok());
+    }
+    let bytes = t.allocated_bytes();
+    // Free a quarter of the slots, spread over every chunk, then add as
+    // many new flows: they take the freed slots. (The index, grown to
+    // twice the live entries on its last growth at 3584, has room for
+    // them too.)
+    let ((), allocs) = allocations(|| {
+        for n in (0..N).step_by(4) {
+            assert_eq!(t.remove(&id(n)).map(|v| v.tag), Some(n));
+        }
+        for n in N..N + N / 4 {
+            assert!(t.insert(id(n), udp(n), Moment(1)).is_ok());
+        }
+    });
+    assert_eq!(allocs, 0, "the new flows took freed slots");
+    assert_eq!(t.allocated_bytes(), bytes);
+    assert_eq!(t.len(), N as usize);
+    for n in 0..N + N / 4 {
+        let want = (n >= N || !n.is_multiple_of(4)).then_some(n);
+        assert_eq!(t.get(&id(n)).map(|e| e.value.tag), want, "flow {n}");
+    }
+    assert_eq!(t.iter().count(), N as usize);
+    assert!(t.iter().all(|(fid, e)| *fid == id(e.value.tag)));
+    // One flow more than the slots: now the slab grows, by one chunk.
+    assert!(t.insert(id(2 * N), udp(2 * N), Moment(2)).is_ok());
+    let grown = t.allocated_bytes() - bytes;
+    let chunk = CHUNK_SLOTS * std::mem::size_of::<(FlowId, FlowEntry<Flow>)>();
+    assert!(grown >= chunk && grown <= 2 * chunk, "grew by {grown} bytes for one flow");
+    let s = t.stats();
+    assert_eq!((s.inserts, s.removed), (u64::from(N + N / 4 + 1), u64::from(N / 4)));
+    assert_accounted(&s);
+    k.assert_clean();
+}
+
+#[test]
+fn compacting_a_sparse_table_keeps_every_entry() {
+    let k = fakekernel::scope();
+    let policy = ExpiryPolicy::DEFAULT;
+    const N: u32 = 50_000;
+    let mut t = FlowTable::new("compact", 100_000);
+    for n in 0..N {
+        assert!(t.insert(id(n), udp(n), secs(0)).is_ok());
+    }
+    // Every 97th flow is kept busy, with its own last hit; the rest go
+    // idle. Some of those are removed first, leaving free slots behind.
+    let busy = |n: u32| n.is_multiple_of(97);
+    let hit_at = |n: u32| Moment(secs(200).0 + u64::from(n));
+    for n in (0..N).filter(|&n| busy(n)) {
+        assert!(t.hit(&id(n), hit_at(n)).is_some());
+    }
+    let removed = |n: u32| n % 5 == 1 && !busy(n);
+    for n in (0..N).filter(|&n| removed(n)) {
+        assert!(t.remove(&id(n)).is_some());
+    }
+    let big = t.allocated_bytes();
+    let kept = (0..N).filter(|&n| busy(n)).count();
+    let gone = t.expire(secs(200), &policy, |fid, v| assert_eq!(fid, id(v.tag)));
+    assert_eq!(gone + kept + (0..N).filter(|&n| removed(n)).count(), N as usize);
+    let small = t.allocated_bytes();
+    assert!(small * 20 < big, "{small} of {big} bytes kept");
+    // Every kept entry survived the move, with its value and last hit.
+    assert_eq!(t.len(), kept);
+    for n in 0..N {
+        let want = busy(n).then(|| (n, hit_at(n)));
+        assert_eq!(t.get(&id(n)).map(|e| (e.value.tag, e.last_hit())), want, "flow {n}");
+    }
+    assert_eq!(t.iter().count(), kept);
+    assert!(t.iter().all(|(fid, e)| *fid == id(e.value.tag)));
+    // The compacted table works as before: removes, hits, new flows.
+    assert_eq!(t.remove(&id(97)).map(|v| v.tag), Some(97));
+    assert!(t.hit(&id(0), secs(300)).is_some());
+    for n in N..N + 1000 {
+        assert!(t.insert(id(n), udp(n), secs(300)).is_ok());
+    }
+    assert_eq!(t.len(), kept - 1 + 1000);
+    assert_eq!(t.get(&id(N + 999)).map(|e| e.value.tag), Some(N + 999));
+    assert_eq!(t.get(&id(194)).map(|e| e.value.tag), Some(194));
+    assert_accounted(&t.stats());
+    k.assert_clean();
+}
+
+#[test]
 fn failed_growth_refuses_the_flow_and_keeps_the_table() {
     let k = fakekernel::scope();
     let mut t = FlowTable::new("nomem", 1000);
@@ -581,27 +701,41 @@ fn failed_growth_refuses_the_flow_and_keeps_the_table() {
         assert!(t.insert(id(m), udp(m), Moment(0)).is_ok());
     }
     // With the allocator failing, flows go in while the table has room;
-    // the first that needs it to grow is refused.
-    let before = t.len();
-    FAIL_ALLOCS.with(|f| f.set(true));
-    let mut r = Ok(());
-    let mut tries = 0;
-    while r.is_ok() && tries < 1000 {
-        r = t.insert(id(10_000 + tries), udp(0), Moment(1)).map(|_| ());
-        tries += 1;
+    // the first that needs it to grow is refused, and goes in once
+    // memory is back. Several rounds, so that both the index and the
+    // entries' slab fail to grow (they grow at different sizes).
+    let mut next = 10_000;
+    for round in 1..=8u64 {
+        let before = t.len();
+        FAIL_ALLOCS.with(|f| f.set(true));
+        let mut r = Ok(());
+        let mut tries = 0;
+        while r.is_ok() && tries < 1000 {
+            r = t.insert(id(next), udp(next), Moment(1)).map(|_| ());
+            next += 1;
+            tries += 1;
+        }
+        // Replacing a flow needs no memory: it still works.
+        let replaced = t.insert(id(0), udp(0), Moment(1)).map(|_| ());
+        FAIL_ALLOCS.with(|f| f.set(false));
+        let len = u32::try_from(t.len()).unwrap();
+        assert_eq!(r, Err(FlowTableError::NoMemory { table: "nomem", len }), "round {round}");
+        assert!(r.unwrap_err().to_string().contains("no memory"));
+        assert_eq!(replaced, Ok(()));
+        assert!(t.len() >= before);
+        assert!(t.get(&id(next - 1)).is_none(), "the refused flow is not in");
+        for m in 0..n {
+            assert_eq!(t.get(&id(m)).map(|e| e.value.tag), Some(m), "earlier flows survive");
+        }
+        for m in 10_000..next - 1 {
+            assert_eq!(t.get(&id(m)).map(|e| e.value.tag), Some(m), "flows let in survive");
+        }
+        let s = t.stats();
+        assert_eq!((s.alloc_failures, s.full_drops), (round, 0));
+        assert_accounted(&s);
+        // Once memory is back, the same flow goes in.
+        assert!(t.insert(id(next - 1), udp(next - 1), Moment(2)).is_ok());
     }
-    FAIL_ALLOCS.with(|f| f.set(false));
-    let len = u32::try_from(t.len()).unwrap();
-    assert_eq!(r, Err(FlowTableError::NoMemory { table: "nomem", len }));
-    assert!(r.unwrap_err().to_string().contains("no memory"));
-    assert!(t.len() >= before);
-    for m in 0..n {
-        assert_eq!(t.get(&id(m)).map(|e| e.value.tag), Some(m), "earlier flows survive");
-    }
-    let s = t.stats();
-    assert_eq!((s.alloc_failures, s.full_drops), (1, 0));
-    assert_accounted(&s);
-    // Once memory is back, the same flow goes in.
-    assert!(t.insert(id(10_000 + tries - 1), udp(0), Moment(2)).is_ok());
+    assert_eq!(t.iter().count(), t.len());
     k.assert_clean();
 }
