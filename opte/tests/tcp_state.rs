@@ -20,19 +20,7 @@ const PEER_FIN: u32 = 7000;
 const SYN_ACK: u8 = SYN | ACK;
 const FIN_ACK: u8 = FIN | ACK;
 
-const ALL_STATES: [TcpState; 11] = [
-    TcpState::Closed,
-    TcpState::Listen,
-    TcpState::SynSent,
-    TcpState::SynRcvd,
-    TcpState::Established,
-    TcpState::FinWait1,
-    TcpState::FinWait2,
-    TcpState::CloseWait,
-    TcpState::Closing,
-    TcpState::LastAck,
-    TcpState::TimeWait,
-];
+const ALL_STATES: [TcpState; 11] = TcpState::ALL;
 
 fn seg(flags: u8, seq: u32, ack: u32) -> TcpHdr {
     TcpHdr { flags, seq, ack, ..TcpHdr::EMPTY }

@@ -26,10 +26,10 @@
 //! ever skips rules that cannot match, so the result is the rule a full
 //! scan would find.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
+use hashbrown::HashMap;
 
 use super::action::Action;
 use super::predicate::{MatchCtx, PortMatch, Predicate, PredicateError, frame_kind};
@@ -148,10 +148,13 @@ struct Cand {
 struct RuleIndex {
     /// Rules naming no protocol.
     any: Vec<Cand>,
-    /// Rules naming a protocol but no exact ports.
-    by_proto: BTreeMap<u8, Vec<Cand>>,
-    /// Rules naming TCP or UDP and exact destination ports.
-    by_port: BTreeMap<(u8, u16), Vec<Cand>>,
+    /// Rules naming a protocol but no exact ports, by protocol (a short
+    /// list: a table names few protocols, so a scan is the fastest
+    /// search).
+    by_proto: Vec<(u8, Vec<Cand>)>,
+    /// Rules naming TCP or UDP and exact destination ports (a firewall
+    /// may name thousands).
+    by_port: HashMap<(u8, u16), Vec<Cand>>,
 }
 
 /// The protocol and exact destination ports a rule's top-level
@@ -195,7 +198,10 @@ impl RuleIndex {
                         ix.by_port.entry((p, port)).or_default().push(cand);
                     }
                 }
-                (Some(p), _) => ix.by_proto.entry(p).or_default().push(cand),
+                (Some(p), _) => match ix.by_proto.iter_mut().find(|(q, _)| *q == p) {
+                    Some((_, list)) => list.push(cand),
+                    None => ix.by_proto.push((p, alloc::vec![cand])),
+                },
             }
         }
         ix
@@ -215,7 +221,9 @@ impl RuleIndex {
             _ => None,
         };
         let empty: &[Cand] = &[];
-        let by_proto = proto.and_then(|p| self.by_proto.get(&p)).map_or(empty, Vec::as_slice);
+        let by_proto = proto
+            .and_then(|p| self.by_proto.iter().find(|(q, _)| *q == p))
+            .map_or(empty, |(_, list)| list.as_slice());
         let by_port = match (proto, dport) {
             (Some(p), Some(d)) => self.by_port.get(&(p, d)).map_or(empty, Vec::as_slice),
             _ => empty,
@@ -226,15 +234,8 @@ impl RuleIndex {
 
 impl RuleTable {
     /// An empty table.
-    pub const fn new() -> Self {
-        Self {
-            rules: Vec::new(),
-            index: RuleIndex {
-                any: Vec::new(),
-                by_proto: BTreeMap::new(),
-                by_port: BTreeMap::new(),
-            },
-        }
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Check a rule before adding it.

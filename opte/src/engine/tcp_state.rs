@@ -336,7 +336,7 @@ const _: () = assert!(core::mem::size_of::<TcpFlow>() <= 8);
 
 impl TcpState {
     /// Every state, in the order of their numbers in a packed flow.
-    const ALL: [TcpState; 11] = [
+    pub const ALL: [TcpState; 11] = [
         TcpState::Closed,
         TcpState::Listen,
         TcpState::SynSent,
