@@ -279,6 +279,11 @@ fn mutex_mark_waiting(lock: &AtomicUsize) -> bool {
 fn mutex_enter_word(lock: &AtomicUsize, addr: usize) {
     const OP: &str = "mutex_enter";
     let me = curthread();
+    // The common case: free, no waiters (the word is exactly 0). Every
+    // other state is decoded and checked below.
+    if lock.compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        return;
+    }
     let mut spin = SpinWait::new();
     loop {
         let word = lock.load(Ordering::Acquire);
@@ -318,6 +323,11 @@ fn mutex_enter_word(lock: &AtomicUsize, addr: usize) {
 fn mutex_exit_word(lock: &AtomicUsize, addr: usize) {
     const OP: &str = "mutex_exit";
     let me = curthread();
+    // The common case: held by this thread, no waiters (the word is
+    // exactly our id). Every other state is decoded and checked below.
+    if lock.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed).is_ok() {
+        return;
+    }
     loop {
         let word = lock.load(Ordering::Acquire);
         if mutex_unusable(OP, addr, word) {
