@@ -125,11 +125,13 @@ pub enum LftKind {
     Stateful(Arc<dyn ActionDesc>),
 }
 
-/// A layer flow table entry.
+/// A layer flow table entry (32 bytes: one sits in every flow's entry of
+/// every stateful layer, twice).
 #[derive(Clone)]
 pub struct LftEntry {
-    /// The rule that decided it (None: the default action).
-    pub rule: Option<RuleId>,
+    /// The id of the rule that decided it; 0 for the default action (rule
+    /// ids start at 1). See [`LftEntry::rule`].
+    rule: u64,
     /// The layer generation the decision was made (or re-checked) under.
     pub generation: u64,
     pub token: Arc<LftToken>,
@@ -139,7 +141,25 @@ pub struct LftEntry {
     pub origin: Direction,
 }
 
+const _: () = assert!(core::mem::size_of::<LftEntry>() <= 32);
+
 impl LftEntry {
+    /// An entry for a decision by `rule` (None: the default action).
+    pub fn new(
+        rule: Option<RuleId>,
+        generation: u64,
+        token: Arc<LftToken>,
+        proto: u8,
+        origin: Direction,
+    ) -> Self {
+        Self { rule: rule.map_or(0, |r| r.0), generation, token, proto, origin }
+    }
+
+    /// The rule that decided it (None: the default action).
+    pub fn rule(&self) -> Option<RuleId> {
+        (self.rule != 0).then_some(RuleId(self.rule))
+    }
+
     /// The action state of a stateful decision (None: a stateful allow).
     pub fn desc(&self) -> Option<&Arc<dyn ActionDesc>> {
         self.token.desc()
@@ -326,7 +346,7 @@ impl Layer {
             .lock()
             .table(dir)
             .iter()
-            .map(|(id, e)| (*id, e.value.rule, e.value.token.desc().is_some()))
+            .map(|(id, e)| (*id, e.value.rule(), e.value.token.desc().is_some()))
             .collect()
     }
 }

@@ -1270,7 +1270,7 @@ impl Port {
                 keep = if entry.origin == dir {
                     // Would the rules still decide this flow the same way?
                     let ctx = MatchCtx { dir, hdrs: view, mblk: pkt.mblk(), meta };
-                    rules.table(dir).peek(&ctx).map(|r| r.id) == entry.rule
+                    rules.table(dir).peek(&ctx).map(|r| r.id) == entry.rule()
                 } else {
                     // A reply: the rules decide the other direction, so
                     // the decision's state says whether it still holds.
@@ -1332,7 +1332,7 @@ impl Port {
         // increment each for the flow's entry and the UFT entry's hold.
         let token = Arc::new(LftToken::new(kind));
         let child = LftChild::new(&token);
-        let entry = |token| LftEntry { rule, generation, token, proto: f.proto, origin: dir };
+        let entry = |token| LftEntry::new(rule, generation, token, f.proto, dir);
         let full = || {
             bump(&layer.stats.lft_full);
             DropReason::TableFull { table: layer.name }
