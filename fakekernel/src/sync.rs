@@ -695,8 +695,65 @@ fn rw_wake_all(addr: usize) {
     }
 }
 
+/// Flag bits of an rwlock word (waiters, write wanted, write locked).
+const RW_FLAGS: usize = RW_HAS_WAITERS | RW_WRITE_WANTED | RW_WRITE_LOCKED;
+
+/// The common read entry, in one look at this thread's holds: a lock this
+/// thread does not read-hold, free or read-held with no flag set (no
+/// writer in or waiting, nobody asleep), with a sane count. True if it
+/// was entered (and the hold recorded); false leaves every other state to
+/// the checked path.
+fn rw_read_fast(lock: &AtomicUsize, addr: usize) -> bool {
+    with_read_holds(|holds| {
+        if holds.iter().any(|h| h.lock == addr) {
+            return false;
+        }
+        let word = lock.load(Ordering::Acquire);
+        if word & RW_FLAGS != 0 || word / RW_READ_LOCK >= MAX_READERS {
+            return false;
+        }
+        let entered = word + RW_READ_LOCK;
+        if lock.compare_exchange(word, entered, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            return false;
+        }
+        holds.push(ReadHold { lock: addr, count: 1 });
+        true
+    })
+    .unwrap_or(false)
+}
+
+/// The common read release: a lock this thread read-holds, with no flag
+/// set (so nobody to wake). True if it was released (and the hold
+/// forgotten); false leaves every other state to the checked path.
+fn rw_unread_fast(lock: &AtomicUsize, addr: usize) -> bool {
+    with_read_holds(|holds| {
+        let Some(pos) = holds.iter().position(|h| h.lock == addr) else {
+            return false;
+        };
+        let word = lock.load(Ordering::Acquire);
+        if word & RW_FLAGS != 0 || word < RW_READ_LOCK {
+            return false;
+        }
+        let left = word - RW_READ_LOCK;
+        if lock.compare_exchange(word, left, Ordering::Release, Ordering::Relaxed).is_err() {
+            return false;
+        }
+        match holds.get_mut(pos) {
+            Some(hold) if hold.count > 1 => hold.count -= 1,
+            _ => {
+                holds.swap_remove(pos);
+            }
+        }
+        true
+    })
+    .unwrap_or(false)
+}
+
 fn rw_enter_word(lock: &AtomicUsize, addr: usize, mut mode: RwMode) {
     const OP: &str = "rw_enter";
+    if mode != RwMode::Writer && rw_read_fast(lock, addr) {
+        return;
+    }
     let me = curthread();
     if holds_read(addr) == Some(true) {
         report(KernelError::LockRecursive { op: OP, lock: addr });
@@ -744,6 +801,9 @@ fn rw_enter_word(lock: &AtomicUsize, addr: usize, mut mode: RwMode) {
 
 fn rw_exit_word(lock: &AtomicUsize, addr: usize) {
     const OP: &str = "rw_exit";
+    if rw_unread_fast(lock, addr) {
+        return;
+    }
     let me = curthread();
     // Whether this thread read-holds the lock cannot change under us.
     let reading = holds_read(addr);
