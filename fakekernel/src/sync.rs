@@ -177,6 +177,46 @@ unsafe fn lock_word<'a, T>(op: &'static str, p: *mut T) -> Option<&'a AtomicUsiz
     Some(unsafe { AtomicUsize::from_ptr(p.cast()) })
 }
 
+/// The lock word at `p` when it is non-NULL and aligned, reporting
+/// nothing (for the fast paths; the checked paths report).
+///
+/// # Safety
+///
+/// As [`lock_word`].
+unsafe fn quiet_word<'a, T>(p: *mut T) -> Option<&'a AtomicUsize> {
+    if p.is_null() || !p.addr().is_multiple_of(align_of::<AtomicUsize>()) {
+        return None;
+    }
+    // SAFETY: `p` is non-NULL and aligned (checked); the caller vouches
+    // that it is a valid word accessed atomically.
+    Some(unsafe { AtomicUsize::from_ptr(p.cast()) })
+}
+
+/// This thread's id if it has one already (the fast paths neither hand
+/// one out nor touch a thread-local that is gone).
+fn known_thread() -> Option<usize> {
+    THREAD_ID.try_with(Cell::get).ok().filter(|id| *id != 0)
+}
+
+// The fast paths below run outside `no_unwind`: they cannot panic (no
+// indexing, no unwrapping, thread-locals reached with `try_with`), and
+// they take only the commonest transitions, one compare-and-swap each.
+// Every other state goes to the checked path.
+
+/// Take a free mutex with no waiters (the word is exactly 0).
+fn mutex_enter_fast(lock: &AtomicUsize) -> bool {
+    known_thread()
+        .is_some_and(|me| lock.compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed).is_ok())
+}
+
+/// Release a mutex this thread holds with no waiters (the word is
+/// exactly its id).
+fn mutex_exit_fast(lock: &AtomicUsize) -> bool {
+    known_thread().is_some_and(|me| {
+        lock.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed).is_ok()
+    })
+}
+
 /// Enter `lock` in the table of initialized locks, charged to the
 /// calling thread's account; false (and nothing changes) if it is there
 /// already: initialized and not destroyed. One hold of the table and one
@@ -279,11 +319,6 @@ fn mutex_mark_waiting(lock: &AtomicUsize) -> bool {
 fn mutex_enter_word(lock: &AtomicUsize, addr: usize) {
     const OP: &str = "mutex_enter";
     let me = curthread();
-    // The common case: free, no waiters (the word is exactly 0). Every
-    // other state is decoded and checked below.
-    if lock.compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-        return;
-    }
     let mut spin = SpinWait::new();
     loop {
         let word = lock.load(Ordering::Acquire);
@@ -323,11 +358,6 @@ fn mutex_enter_word(lock: &AtomicUsize, addr: usize) {
 fn mutex_exit_word(lock: &AtomicUsize, addr: usize) {
     const OP: &str = "mutex_exit";
     let me = curthread();
-    // The common case: held by this thread, no waiters (the word is
-    // exactly our id). Every other state is decoded and checked below.
-    if lock.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed).is_ok() {
-        return;
-    }
     loop {
         let word = lock.load(Ordering::Acquire);
         if mutex_unusable(OP, addr, word) {
@@ -462,6 +492,10 @@ pub unsafe extern "C" fn mutex_destroy(mp: *mut kmutex_t) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mutex_enter(mp: *mut kmutex_t) {
     const OP: &str = "mutex_enter";
+    // SAFETY: the caller vouches for `mp`.
+    if unsafe { quiet_word(mp) }.is_some_and(mutex_enter_fast) {
+        return;
+    }
     no_unwind(OP, (), || {
         // SAFETY: the caller vouches for `mp`.
         if let Some(lock) = unsafe { lock_word(OP, mp) } {
@@ -479,6 +513,10 @@ pub unsafe extern "C" fn mutex_enter(mp: *mut kmutex_t) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mutex_exit(mp: *mut kmutex_t) {
     const OP: &str = "mutex_exit";
+    // SAFETY: the caller vouches for `mp`.
+    if unsafe { quiet_word(mp) }.is_some_and(mutex_exit_fast) {
+        return;
+    }
     no_unwind(OP, (), || {
         // SAFETY: the caller vouches for `mp`.
         if let Some(lock) = unsafe { lock_word(OP, mp) } {
@@ -751,9 +789,6 @@ fn rw_unread_fast(lock: &AtomicUsize, addr: usize) -> bool {
 
 fn rw_enter_word(lock: &AtomicUsize, addr: usize, mut mode: RwMode) {
     const OP: &str = "rw_enter";
-    if mode != RwMode::Writer && rw_read_fast(lock, addr) {
-        return;
-    }
     let me = curthread();
     if holds_read(addr) == Some(true) {
         report(KernelError::LockRecursive { op: OP, lock: addr });
@@ -801,9 +836,6 @@ fn rw_enter_word(lock: &AtomicUsize, addr: usize, mut mode: RwMode) {
 
 fn rw_exit_word(lock: &AtomicUsize, addr: usize) {
     const OP: &str = "rw_exit";
-    if rw_unread_fast(lock, addr) {
-        return;
-    }
     let me = curthread();
     // Whether this thread read-holds the lock cannot change under us.
     let reading = holds_read(addr);
@@ -966,6 +998,11 @@ pub unsafe extern "C" fn rw_destroy(rwlp: *mut krwlock_t) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rw_enter(rwlp: *mut krwlock_t, enter_type: krw_t) {
     const OP: &str = "rw_enter";
+    let reader = enter_type == RW_READER || enter_type == RW_READER_STARVEWRITER;
+    // SAFETY: the caller vouches for `rwlp`.
+    if reader && unsafe { quiet_word(rwlp) }.is_some_and(|l| rw_read_fast(l, rwlp.addr())) {
+        return;
+    }
     no_unwind(OP, (), || {
         // SAFETY: the caller vouches for `rwlp`.
         let Some(lock) = (unsafe { lock_word(OP, rwlp) }) else { return };
@@ -985,6 +1022,10 @@ pub unsafe extern "C" fn rw_enter(rwlp: *mut krwlock_t, enter_type: krw_t) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rw_exit(rwlp: *mut krwlock_t) {
     const OP: &str = "rw_exit";
+    // SAFETY: the caller vouches for `rwlp`.
+    if unsafe { quiet_word(rwlp) }.is_some_and(|l| rw_unread_fast(l, rwlp.addr())) {
+        return;
+    }
     no_unwind(OP, (), || {
         // SAFETY: the caller vouches for `rwlp`.
         if let Some(lock) = unsafe { lock_word(OP, rwlp) } {
