@@ -112,12 +112,17 @@ impl fmt::Display for Encapsulate {
 
 /// The outer UDP source port for a flow: 49152-65535 by hash.
 pub fn udp_src_port(flow: &FlowId) -> u16 {
-    let h = flow.stable_hash();
+    src_port_of(flow.stable_hash())
+}
+
+/// The outer UDP source port for a flow whose stable hash is `h`.
+fn src_port_of(h: u32) -> u16 {
     49152 | ((h ^ (h >> 16)) as u16 & 0x3fff)
 }
 
 impl Encapsulate {
-    fn encap(&self, dst: Ipv6Addr, vni: Vni, external: bool, flow: &FlowId) -> Arc<Encap> {
+    /// The encapsulation to `dst` for a flow whose stable hash is `h`.
+    fn encap(&self, dst: Ipv6Addr, vni: Vni, external: bool, h: u32) -> Arc<Encap> {
         Arc::new(Encap {
             eth: EtherHdr { dst: MacAddr::ZERO, src: MacAddr::ZERO, ether_type: 0 },
             ip6: Ipv6Hdr {
@@ -126,7 +131,7 @@ impl Encapsulate {
                 dst,
                 ..Ipv6Hdr::EMPTY
             },
-            udp: UdpHdr { src_port: udp_src_port(flow), dst_port: GENEVE_PORT, len: 0, csum: 0 },
+            udp: UdpHdr { src_port: src_port_of(h), dst_port: GENEVE_PORT, len: 0, csum: 0 },
             geneve: GeneveHdr::new(vni, GeneveOptions { external, ..GeneveOptions::default() }),
         })
     }
@@ -143,13 +148,15 @@ impl StaticAction for Encapsulate {
             Some(MetaValue::Str(s)) => &**s,
             _ => return Err(ActionError::NotApplicable("no route decision")),
         };
+        // One hash per flow: the boundary pick and the source port.
+        let h = flow.stable_hash();
         if route == meta_keys::route::IGW {
             let end = self
                 .net
-                .v2b_pick(flow.dst_ip(), flow.stable_hash())
+                .v2b_pick(flow.dst_ip(), h)
                 .ok_or(ActionError::NotApplicable("no boundary for destination"))?;
             return Ok(HdrTransform {
-                outer: OuterOp::Push(self.encap(end.ip, end.vni, true, flow)),
+                outer: OuterOp::Push(self.encap(end.ip, end.vni, true, h)),
                 ..HdrTransform::NONE
             });
         }
@@ -163,7 +170,7 @@ impl StaticAction for Encapsulate {
         .ok_or(ActionError::NotApplicable("no destination VNI"))?;
         let m = self.net.v2p(vni, *hop).ok_or(ActionError::NotApplicable("no V2P mapping"))?;
         Ok(HdrTransform {
-            outer: OuterOp::Push(self.encap(m.host, self.vni, false, flow)),
+            outer: OuterOp::Push(self.encap(m.host, self.vni, false, h)),
             inner_eth: EtherMod { src: None, dst: Some(m.mac) },
             ..HdrTransform::NONE
         })
