@@ -497,15 +497,16 @@ impl Port {
             .ok_or_else(|| PortError::NoSuchLayer(String::from(name)))
     }
 
-    /// Run `f` on layer `idx`'s rules under the write lock. (`idx` comes
-    /// from [`Port::layer`], so it is in range.)
+    /// Run `f` on the rules of `layer` (as [`Port::layer`] found it)
+    /// under the write lock.
     fn change_rules<T>(
         &self,
-        idx: usize,
+        (idx, layer): (usize, &Layer),
         f: impl FnOnce(&mut LayerRules) -> Result<T, PortError>,
     ) -> Result<T, PortError> {
         let mut all = self.rules.write();
-        let rules = all.get_mut(idx).ok_or(PortError::NoSuchLayer(String::new()))?;
+        let rules =
+            all.get_mut(idx).ok_or_else(|| PortError::NoSuchLayer(String::from(layer.name)))?;
         f(rules)
     }
 
@@ -521,10 +522,10 @@ impl Port {
         dir: Direction,
         spec: RuleSpec,
     ) -> Result<RuleId, PortError> {
-        let (idx, _) = self.layer(layer)?;
+        let l = self.layer(layer)?;
         RuleTable::validate(&spec).map_err(PortError::Rule)?;
         let id = RuleId(self.next_rule.fetch_add(1, Ordering::Relaxed));
-        self.change_rules(idx, |rules| {
+        self.change_rules(l, |rules| {
             rules.table_mut(dir).add(id, spec).map_err(PortError::Rule)?;
             rules.generation += 1;
             Ok(())
@@ -535,8 +536,8 @@ impl Port {
 
     /// Remove one rule (a soft change).
     pub fn remove_rule(&self, layer: &str, dir: Direction, id: RuleId) -> Result<(), PortError> {
-        let (idx, _) = self.layer(layer)?;
-        self.change_rules(idx, |rules| {
+        let l = self.layer(layer)?;
+        self.change_rules(l, |rules| {
             rules.table_mut(dir).remove(id).map_err(PortError::Rule)?;
             rules.generation += 1;
             Ok(())
@@ -554,7 +555,7 @@ impl Port {
         dir: Direction,
         specs: Vec<RuleSpec>,
     ) -> Result<Vec<RuleId>, PortError> {
-        let (idx, l) = self.layer(layer)?;
+        let found = self.layer(layer)?;
         if specs.len() > super::rule::MAX_RULES {
             return Err(PortError::Rule(RuleError::TooManyRules));
         }
@@ -567,10 +568,10 @@ impl Port {
             .map_err(PortError::Rule)?;
         // The flows go under the same write hold, so no first packet
         // decides by the old rules after they are cleared.
-        self.change_rules(idx, |rules| {
+        self.change_rules(found, |rules| {
             *rules.table_mut(dir) = table;
             rules.generation += 1;
-            l.clear_flows();
+            found.1.clear_flows();
             Ok(())
         })?;
         self.bump_epoch();
@@ -590,8 +591,8 @@ impl Port {
         dir: Direction,
         specs: Vec<RuleSpec>,
     ) -> Result<Vec<RuleId>, PortError> {
-        let (idx, _) = self.layer(layer)?;
-        let ids = self.change_rules(idx, |rules| {
+        let l = self.layer(layer)?;
+        let ids = self.change_rules(l, |rules| {
             let ids = rules
                 .table_mut(dir)
                 .update(specs, || RuleId(self.next_rule.fetch_add(1, Ordering::Relaxed)))

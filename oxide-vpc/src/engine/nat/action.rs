@@ -152,6 +152,12 @@ impl NatDesc {
         Arc::new(Self { private, ext: addr.ip, map, addr: Arc::downgrade(addr), taken })
     }
 
+    /// The NAT desc behind an engine-held action state, if it is one.
+    pub fn of(d: &dyn ActionDesc) -> Option<&NatDesc> {
+        let any: &dyn Any = d;
+        any.downcast_ref::<NatDesc>()
+    }
+
     /// True while its address is still configured.
     pub fn addr_live(&self) -> bool {
         self.addr.strong_count() > 0
@@ -174,9 +180,7 @@ fn kept(
     meta: &Meta,
 ) -> Option<Arc<dyn ActionDesc>> {
     let p = previous?;
-    let any: &dyn Any = &**p;
-    let d = any.downcast_ref::<NatDesc>()?;
-    d.reusable_for(flow, meta).then(|| Arc::clone(p))
+    NatDesc::of(&**p)?.reusable_for(flow, meta).then(|| Arc::clone(p))
 }
 
 impl Drop for NatDesc {

@@ -36,7 +36,6 @@ use core::fmt;
 use core::net::IpAddr;
 
 use alloc::sync::Arc;
-use core::any::Any;
 use opte::engine::Direction;
 use opte::engine::action::{ActionDesc, HandlePacket, HandleResult, LayerFlows};
 use opte::engine::flow::FlowId;
@@ -119,21 +118,13 @@ pub struct IcmpErrorNat {
 }
 
 /// The live NAT translation the layer decided for `flow` seen travelling
-/// `dir`.
+/// `dir` (its address still configured).
 fn translation(
     flows: &LayerFlows<'_>,
     dir: Direction,
     flow: &FlowId,
 ) -> Option<Arc<dyn ActionDesc>> {
-    let d = flows.decision(dir, flow)?;
-    let any: &dyn Any = &*d;
-    any.downcast_ref::<NatDesc>().is_some_and(NatDesc::addr_live).then_some(d)
-}
-
-/// The desc behind a [`translation`].
-fn nat(d: &Arc<dyn ActionDesc>) -> Option<&NatDesc> {
-    let any: &dyn Any = &**d;
-    any.downcast_ref::<NatDesc>()
+    flows.decision(dir, flow).filter(|d| NatDesc::of(&**d).is_some_and(NatDesc::addr_live))
 }
 
 impl IcmpErrorNat {
@@ -159,7 +150,7 @@ impl IcmpErrorNat {
         }
         // The quoted packet left; its replies' flow is the mirror.
         let found = translation(flows, Direction::In, &q.flow.mirror());
-        if let Some(d) = found.as_ref().and_then(nat) {
+        if let Some(d) = found.as_deref().and_then(NatDesc::of) {
             let port = match d.map {
                 PortMap::Ports { guest, .. } | PortMap::EchoId { guest, .. } => Some(guest),
                 PortMap::Keep => None,
@@ -185,7 +176,7 @@ impl IcmpErrorNat {
         // The quoted packet came in; the flow the guest sends is its
         // mirror.
         let found = translation(flows, Direction::Out, &q.flow.mirror());
-        let d = found.as_ref().and_then(nat).ok_or(why::NO_FLOW)?;
+        let d = found.as_deref().and_then(NatDesc::of).ok_or(why::NO_FLOW)?;
         let port = match d.map {
             PortMap::Ports { ext, .. } | PortMap::EchoId { ext, .. } => Some(ext),
             PortMap::Keep => None,
