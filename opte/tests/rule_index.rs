@@ -1,6 +1,7 @@
 //! The rule table's index never changes the outcome: for random rule
-//! sets (protocols, exact ports, port lists and ranges, addresses and
-//! ICMP types of either family, alone or in `Any`/`All`/`Not`, priorities,
+//! sets (protocols, exact ports, port lists and ranges, addresses, ether
+//! types, ICMP types and codes of either family and DHCP message types,
+//! alone or in `Any`/`All`/`Not`, priorities,
 //! deny and allow) and random packets (IPv4, IPv6, ARP), the rule
 //! `find`/`peek` returns is the first rule in evaluation order whose
 //! predicates match (a full scan).
@@ -57,12 +58,20 @@ fn random_rule(r: &mut Rng) -> RuleSpec {
 /// A predicate that reads one family's fields (or the ether type).
 fn family_predicate(r: &mut Rng) -> Predicate {
     use opte::engine::predicate::{Ipv4Match, Ipv6Match};
-    match r.below(6) {
+    match r.below(12) {
         0 => Predicate::Ipv4Dst(Ipv4Match::Exact(REMOTE_V4)),
         1 => Predicate::Ipv6Dst(Ipv6Match::Exact(REMOTE_V6)),
         2 => Predicate::IcmpType(8),
         3 => Predicate::Icmpv6Type(128),
         4 => Predicate::EtherType(0x0806),
+        5 => Predicate::EtherType(0x0800),
+        6 => Predicate::EtherType(0x86dd),
+        // Fields that imply a protocol, alone and in an `Any` whose
+        // branches agree or do not.
+        7 => Predicate::Icmpv6Codes { lo: 0, hi: 1 },
+        8 => Predicate::Any(vec![Predicate::Icmpv6Type(128), Predicate::Icmpv6Type(129)]),
+        9 => Predicate::Any(vec![Predicate::IcmpType(8), Predicate::Icmpv6Type(128)]),
+        10 => Predicate::DhcpMsgType(1),
         _ => Predicate::Ipv4Src(Ipv4Match::Exact(GUEST_V4)),
     }
 }
@@ -125,5 +134,34 @@ fn the_index_finds_what_a_full_scan_finds() {
         }
     }
     assert!(matched > 1000, "the generator must produce matches ({matched})");
+    k.assert_clean();
+}
+
+/// What the index files a rule under: the protocol its fields imply and
+/// the frames its ether type admits.
+#[test]
+fn a_predicate_implies_the_protocol_its_fields_need() {
+    use opte::engine::predicate::frame_kind;
+    let k = fakekernel::scope();
+    let cases = [
+        (Predicate::IpProto(6), Some(6)),
+        (Predicate::IcmpType(8), Some(1)),
+        (Predicate::IcmpCodes { lo: 0, hi: 3 }, Some(1)),
+        (Predicate::Icmpv6Type(135), Some(58)),
+        (Predicate::DhcpMsgType(1), Some(17)),
+        (Predicate::Dhcpv6MsgType(1), Some(17)),
+        (Predicate::Any(vec![Predicate::Icmpv6Type(133), Predicate::Icmpv6Type(134)]), Some(58)),
+        (Predicate::Any(vec![Predicate::IcmpType(8), Predicate::Icmpv6Type(128)]), None),
+        (Predicate::Any(vec![Predicate::IcmpType(8), Predicate::EtherType(0x0806)]), None),
+        (Predicate::All(vec![Predicate::EtherType(0x86dd), Predicate::IpProto(58)]), Some(58)),
+        (Predicate::Not(Box::new(Predicate::IpProto(6))), None),
+        (Predicate::DstPort(PortMatch::Exact(80)), None),
+    ];
+    for (p, want) in cases {
+        assert_eq!(p.implied_proto(), want, "{p:?}");
+    }
+    assert_eq!(Predicate::EtherType(0x0806).frame_kinds(), frame_kind::ARP | frame_kind::OTHER);
+    assert_eq!(Predicate::EtherType(0x86dd).frame_kinds(), frame_kind::IPV6 | frame_kind::OTHER);
+    assert_eq!(Predicate::EtherType(0x88cc).frame_kinds(), frame_kind::ALL);
     k.assert_clean();
 }

@@ -557,8 +557,42 @@ impl Predicate {
         self.frame_kinds_at(1)
     }
 
+    /// The IP protocol a packet must carry for this predicate to match,
+    /// if it names one: [`Predicate::IpProto`] itself, and every predicate
+    /// that reads a header the parser gives only that protocol (ICMP
+    /// fields need protocol 1, ICMPv6 fields 58, DHCP message types UDP);
+    /// an `All` with such a node, an `Any` whose every branch names the
+    /// same one. Conservative, as [`Predicate::frame_kinds`]: `None` says
+    /// nothing. A rule index files a rule under this protocol.
+    pub fn implied_proto(&self) -> Option<u8> {
+        self.implied_proto_at(1)
+    }
+
+    fn implied_proto_at(&self, depth: usize) -> Option<u8> {
+        if depth > MAX_PREDICATE_DEPTH {
+            return None;
+        }
+        match self {
+            Self::IpProto(p) => Some(*p),
+            Self::IcmpType(_) | Self::IcmpCode(_) | Self::IcmpCodes { .. } => Some(protocol::ICMP),
+            Self::Icmpv6Type(_) | Self::Icmpv6Code(_) | Self::Icmpv6Codes { .. } => {
+                Some(protocol::ICMPV6)
+            }
+            Self::DhcpMsgType(_) | Self::Dhcpv6MsgType(_) => Some(protocol::UDP),
+            // Every branch must agree (an empty `Any` is refused by
+            // validation; unvalidated, it names nothing).
+            Self::All(ps) => ps.iter().find_map(|p| p.implied_proto_at(depth + 1)),
+            Self::Any(ps) => {
+                let (first, rest) = ps.split_first()?;
+                let p = first.implied_proto_at(depth + 1)?;
+                rest.iter().all(|q| q.implied_proto_at(depth + 1) == Some(p)).then_some(p)
+            }
+            _ => None,
+        }
+    }
+
     fn frame_kinds_at(&self, depth: usize) -> u8 {
-        use frame_kind::{ALL, IP, IPV4, IPV6};
+        use frame_kind::{ALL, ARP, IP, IPV4, IPV6, OTHER};
         if depth > MAX_PREDICATE_DEPTH {
             return ALL;
         }
@@ -578,6 +612,11 @@ impl Predicate {
             Self::IpProto(_) | Self::SrcPort(_) | Self::DstPort(_) => IP,
             Self::Any(ps) => ps.iter().fold(0, |k, p| k | p.frame_kinds_at(depth + 1)),
             Self::All(ps) => ps.iter().fold(ALL, |k, p| k & p.frame_kinds_at(depth + 1)),
+            // The parser reads the network header the EtherType names (or
+            // refuses the frame); a frame without one is `OTHER`.
+            Self::EtherType(ether_type::ARP) => ARP | OTHER,
+            Self::EtherType(ether_type::IPV4) => IPV4 | OTHER,
+            Self::EtherType(ether_type::IPV6) => IPV6 | OTHER,
             Self::EtherType(_)
             | Self::EtherSrc(_)
             | Self::EtherDst(_)

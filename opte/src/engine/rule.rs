@@ -14,7 +14,9 @@
 //! (the control path), of which rules *can* match a packet, from the
 //! predicates every rule states at its top level (ANDed):
 //!
-//! - a rule naming an IP protocol can match only that protocol;
+//! - a rule naming an IP protocol can match only that protocol, whether
+//!   it names it outright or through a field only that protocol has (an
+//!   ICMPv6 type, a DHCP message type: [`Predicate::implied_proto`]);
 //! - a TCP or UDP rule naming exact destination ports (one, or an `Any`
 //!   of them) can match only those ports.
 //!
@@ -160,10 +162,7 @@ struct RuleIndex {
 /// The protocol and exact destination ports a rule's top-level
 /// predicates restrict it to.
 fn index_keys(spec: &RuleSpec) -> (Option<u8>, Vec<u16>) {
-    let proto = spec.predicates.iter().find_map(|p| match p {
-        Predicate::IpProto(n) => Some(*n),
-        _ => None,
-    });
+    let proto = spec.predicates.iter().find_map(Predicate::implied_proto);
     let exact = |p: &Predicate| match p {
         Predicate::DstPort(PortMatch::Exact(n)) => Some(*n),
         _ => None,
