@@ -787,6 +787,31 @@ fn rw_unread_fast(lock: &AtomicUsize, addr: usize) -> bool {
     .unwrap_or(false)
 }
 
+/// The common write entry: a free lock (the word is exactly 0) that this
+/// thread does not read-hold (that would be a recursive entry, which the
+/// checked path reports). True if it was entered.
+fn rw_write_fast(lock: &AtomicUsize, addr: usize) -> bool {
+    let Some(me) = known_thread() else { return false };
+    with_read_holds(|holds| {
+        !holds.iter().any(|h| h.lock == addr)
+            && lock
+                .compare_exchange(0, me | RW_WRITE_LOCKED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    })
+    .unwrap_or(false)
+}
+
+/// The common write release: the word says this thread write-holds the
+/// lock and nobody waits. True if it was released.
+fn rw_unwrite_fast(lock: &AtomicUsize) -> bool {
+    known_thread().is_some_and(|me| {
+        let held = me | RW_WRITE_LOCKED;
+        // A look first: a read release must not pay for a failed swap.
+        lock.load(Ordering::Relaxed) == held
+            && lock.compare_exchange(held, 0, Ordering::Release, Ordering::Relaxed).is_ok()
+    })
+}
+
 fn rw_enter_word(lock: &AtomicUsize, addr: usize, mut mode: RwMode) {
     const OP: &str = "rw_enter";
     let me = curthread();
@@ -1000,8 +1025,15 @@ pub unsafe extern "C" fn rw_enter(rwlp: *mut krwlock_t, enter_type: krw_t) {
     const OP: &str = "rw_enter";
     let reader = enter_type == RW_READER || enter_type == RW_READER_STARVEWRITER;
     // SAFETY: the caller vouches for `rwlp`.
-    if reader && unsafe { quiet_word(rwlp) }.is_some_and(|l| rw_read_fast(l, rwlp.addr())) {
-        return;
+    if let Some(l) = unsafe { quiet_word(rwlp) } {
+        let entered = if reader {
+            rw_read_fast(l, rwlp.addr())
+        } else {
+            enter_type == RW_WRITER && rw_write_fast(l, rwlp.addr())
+        };
+        if entered {
+            return;
+        }
     }
     no_unwind(OP, (), || {
         // SAFETY: the caller vouches for `rwlp`.
@@ -1023,7 +1055,9 @@ pub unsafe extern "C" fn rw_enter(rwlp: *mut krwlock_t, enter_type: krw_t) {
 pub unsafe extern "C" fn rw_exit(rwlp: *mut krwlock_t) {
     const OP: &str = "rw_exit";
     // SAFETY: the caller vouches for `rwlp`.
-    if unsafe { quiet_word(rwlp) }.is_some_and(|l| rw_unread_fast(l, rwlp.addr())) {
+    if unsafe { quiet_word(rwlp) }
+        .is_some_and(|l| rw_unwrite_fast(l) || rw_unread_fast(l, rwlp.addr()))
+    {
         return;
     }
     no_unwind(OP, (), || {
