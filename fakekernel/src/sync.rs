@@ -804,12 +804,13 @@ fn rw_write_fast(lock: &AtomicUsize, addr: usize) -> bool {
 /// The common write release: the word says this thread write-holds the
 /// lock and nobody waits. True if it was released.
 fn rw_unwrite_fast(lock: &AtomicUsize) -> bool {
-    known_thread().is_some_and(|me| {
-        let held = me | RW_WRITE_LOCKED;
-        // A look first: a read release must not pay for a failed swap.
-        lock.load(Ordering::Relaxed) == held
-            && lock.compare_exchange(held, 0, Ordering::Release, Ordering::Relaxed).is_ok()
-    })
+    // A look first: a read release pays for neither the thread id nor a
+    // failed swap.
+    lock.load(Ordering::Relaxed) & RW_WRITE_LOCKED != 0
+        && known_thread().is_some_and(|me| {
+            let held = me | RW_WRITE_LOCKED;
+            lock.compare_exchange(held, 0, Ordering::Release, Ordering::Relaxed).is_ok()
+        })
 }
 
 fn rw_enter_word(lock: &AtomicUsize, addr: usize, mut mode: RwMode) {

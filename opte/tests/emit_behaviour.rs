@@ -479,6 +479,8 @@ fn all_options() -> GeneveOptions {
 #[test]
 fn push_encap_uses_the_headroom_when_it_fits() {
     let k = fakekernel::scope();
+    // The longest options there are: what the scratch space is sized by.
+    assert_eq!(all_options().wire_len(), GeneveOptions::MAX_WIRE_LEN);
     let enc = encap(0x12_3456, all_options());
     let need = enc.wire_len();
     for s in guest_samples().iter().filter(|s| s.fb.l4.is_some()) {

@@ -267,7 +267,8 @@ impl UftEntry {
         &self.xform
     }
 
-    /// Packets that hit this entry.
+    /// Packets that hit this entry (a count CPUs racing on one flow can
+    /// leave short: see `Port::fast_path`).
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
     }
@@ -820,7 +821,12 @@ impl Port {
                 TcpVerdict::NewFlow => return Fast::Restart,
             }
         }
-        e.hits.fetch_add(1, Ordering::Relaxed);
+        // A load and a store, not an atomic add: a locked add would
+        // cost every packet a full barrier. The count is exact while one
+        // CPU handles the flow (as flow fanout arranges); two CPUs hitting
+        // the same entry at the same moment can lose a count, never add
+        // one.
+        e.hits.store(e.hits.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         // Idle time only matters in seconds: a hit within a millisecond
         // of the recorded one leaves it (a plain load, no atomic write
         // per packet); a later one moves it forward, never back.

@@ -83,7 +83,11 @@ pub struct GeneveOptions {
 }
 
 impl GeneveOptions {
-    /// Wire length of the options this struct emits.
+    /// The longest [`GeneveOptions::wire_len`]: every option present.
+    pub const MAX_WIRE_LEN: usize = 4 + 8 + 8;
+
+    /// Wire length of the options this struct emits (at most
+    /// [`GeneveOptions::MAX_WIRE_LEN`]).
     pub fn wire_len(&self) -> usize {
         4 * usize::from(self.external)
             + 8 * usize::from(self.multicast.is_some())
