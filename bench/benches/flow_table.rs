@@ -13,10 +13,14 @@
 //!   slot the old one freed: entries never move).
 //! - `flow_table/evict-64/N`: one eviction batch of 64 flows (a pass
 //!   over the whole table) plus re-inserting them.
+//! - `flow_table/evict-scan-slice/N` and `flow_table/expire-slice/N`:
+//!   one slice of an eviction scan or of an expiry pass (nothing idle
+//!   enough to go): what one hold of the owner's lock costs when a port
+//!   makes those passes a slice at a time.
 
 use bench::flow_table::{Word, filled_table, flow_id};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use opte::engine::flow_table::MAX_EVICT_BATCH;
+use opte::engine::flow_table::{EvictionChoice, ExpiryPolicy, MAX_EVICT_BATCH, SlotCursor};
 use opte::engine::{FlowId, Moment};
 use std::hint::black_box;
 
@@ -85,6 +89,23 @@ fn flow_table(c: &mut Criterion) {
                     now += 1;
                     black_box(t.insert(id, v, Moment(next + now)).is_ok());
                 }
+            })
+        });
+        let mut at = SlotCursor::START;
+        let mut choice = EvictionChoice::new(MAX_EVICT_BATCH);
+        g.bench_function(BenchmarkId::new("evict-scan-slice", size), |b| {
+            b.iter(|| {
+                at = t.evict_scan(at, &mut choice).unwrap_or(SlotCursor::START);
+            })
+        });
+        let policy = ExpiryPolicy::DEFAULT;
+        let mut at = SlotCursor::START;
+        g.bench_function(BenchmarkId::new("expire-slice", size), |b| {
+            b.iter(|| {
+                // Nothing has been idle for long at this moment.
+                let (gone, next) = t.expire_slice(Moment(next), &policy, at, |_, _| {});
+                black_box(gone);
+                at = next.unwrap_or(SlotCursor::START);
             })
         });
         assert_eq!(t.len(), size as usize, "the table stayed at its size");

@@ -3,15 +3,16 @@
 //! small index, freed slots are reused, entries expire at exactly their
 //! class's timeout, eviction takes the lowest rank and then the least
 //! recently hit, replacement starts an entry afresh, compaction keeps
-//! every entry, and the counters add up.
+//! every entry, passes made a slice at a time visit a bounded number of
+//! slots per slice and still see everything, and the counters add up.
 //!
 //! A counting global allocator (per thread, so the harness's threads
 //! don't count) checks what allocates, and can be told to fail, as the
 //! kernel's allocator does under memory pressure.
 
 use opte::engine::flow_table::{
-    CHUNK_SLOTS, EvictionRank, ExpiryPolicy, FlowEntry, FlowTable, FlowTableError, FlowTableStats,
-    FlowValue, MAX_EVICT_BATCH,
+    CHUNK_SLOTS, EvictionChoice, EvictionRank, ExpiryPolicy, FlowEntry, FlowTable, FlowTableError,
+    FlowTableStats, FlowValue, MAX_EVICT_BATCH, SLICE_SLOTS, SlotCursor,
 };
 use opte::engine::{ExpiryClass, FlowId, Moment, NANOS_PER_SEC};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -737,5 +738,80 @@ fn failed_growth_refuses_the_flow_and_keeps_the_table() {
         assert!(t.insert(id(next - 1), udp(next - 1), Moment(2)).is_ok());
     }
     assert_eq!(t.iter().count(), t.len());
+    k.assert_clean();
+}
+
+/// Expiry a slice at a time: each slice visits at most `SLICE_SLOTS`
+/// slots, a pass takes as many slices as the slots need (within
+/// `max_slices`), and flows added and removed between slices neither
+/// stop the pass nor hide an entry that stayed throughout.
+#[test]
+fn a_pass_in_slices_is_bounded_and_sees_every_entry_that_stays() {
+    let k = fakekernel::scope();
+    let n = 2 * SLICE_SLOTS as u32 + 100;
+    let mut t = FlowTable::new("slices", 4 * n);
+    for i in 0..n {
+        assert!(t.insert(id(i), udp(i), secs(1)).is_ok());
+    }
+    let policy = ExpiryPolicy::DEFAULT;
+    let late = Moment(secs(1).0 + policy.udp_ns);
+    let mut at = Some(SlotCursor::START);
+    let (mut slices, mut expired) = (0, BTreeSet::new());
+    while let Some(from) = at {
+        let mut this = 0;
+        let (gone, next) = t.expire_slice(late, &policy, from, |fid, v| {
+            assert_eq!(fid, id(v.tag));
+            expired.insert(v.tag);
+            this += 1;
+        });
+        assert_eq!(gone, this);
+        assert!(this <= SLICE_SLOTS, "a slice visits at most SLICE_SLOTS slots");
+        slices += 1;
+        assert!(slices <= t.max_slices(), "a pass ends within max_slices");
+        // Between slices the table changes: a new flow (not yet idle)
+        // arrives, and one of the flows not yet visited leaves.
+        assert!(t.insert(id(n + slices as u32), udp(n + slices as u32), late).is_ok());
+        if next.is_some() {
+            let leaving = n - 1 - slices as u32;
+            assert!(t.remove(&id(leaving)).is_some(), "not visited yet");
+            expired.insert(leaving);
+        }
+        at = next;
+    }
+    assert_eq!(slices, (n as usize).div_ceil(SLICE_SLOTS));
+    assert_eq!(expired, (0..n).collect(), "every entry that stayed expired, each once");
+    assert_eq!(t.len(), slices, "the flows added meanwhile are not idle");
+    assert_accounted(&t.stats());
+    k.assert_clean();
+}
+
+/// Eviction scanned a slice at a time and removed afterwards: what was
+/// hit or replaced between the scan and the removal stays.
+#[test]
+fn eviction_in_slices_spares_what_changed_since_the_scan() {
+    let k = fakekernel::scope();
+    let n = SLICE_SLOTS as u32 + 10;
+    let mut t = FlowTable::new("evict-slices", n);
+    for i in 0..n {
+        // Older flows have lower tags: tags 0.. are the first to go.
+        assert!(t.insert(id(i), ranked(EvictionRank::Idle, i), Moment(u64::from(i))).is_ok());
+    }
+    let mut chosen = EvictionChoice::new(4);
+    let mut at = Some(SlotCursor::START);
+    let mut slices = 0;
+    while let Some(from) = at {
+        at = t.evict_scan(from, &mut chosen);
+        slices += 1;
+        assert!(slices <= t.max_slices());
+    }
+    assert_eq!(slices, 2);
+    // Flow 0 is hit and flow 1 replaced after the scan chose them.
+    assert!(t.hit(&id(0), Moment(u64::from(n))).is_some());
+    assert!(t.insert(id(1), ranked(EvictionRank::Idle, 1), Moment(u64::from(n))).is_ok());
+    let mut gone = BTreeSet::new();
+    assert_eq!(t.evict_chosen(&chosen, |_, v| assert!(gone.insert(v.tag))), 2);
+    assert_eq!(gone, BTreeSet::from([2, 3]));
+    assert_eq!(t.stats().evicted, 2);
+    assert_accounted(&t.stats());
     k.assert_clean();
 }

@@ -93,6 +93,16 @@
 //!   no heap allocation; it reads the whole table, so callers evict in
 //!   batches when a table nears its limit, off the per-packet path, not
 //!   one entry per new flow.
+//! - *Work per lock hold.* A whole pass at 10^6 entries takes
+//!   milliseconds, too long for the owner to hold a lock the data path
+//!   needs. Each pass can be made a slice of [`SLICE_SLOTS`] slots at a
+//!   time, the owner taking its lock per slice: [`FlowTable::expire_slice`]
+//!   and [`FlowTable::retain_slice`] return a [`SlotCursor`] to resume
+//!   from, and eviction splits into a read-only [`FlowTable::evict_scan`]
+//!   per slice and one [`FlowTable::evict_chosen`], which removes only the
+//!   chosen entries that have not changed since. A pass takes at most
+//!   [`FlowTable::max_slices`] slices whatever happens between them, and
+//!   compacts a sparse table only at its end.
 //!
 //! **Expiry and eviction.** Expiry is the normal end of a flow: an entry
 //! idle for at least its class's timeout in an [`ExpiryPolicy`] is
@@ -127,6 +137,7 @@ use alloc::collections::TryReserveError;
 use alloc::vec::Vec;
 use core::fmt;
 use core::hash::BuildHasher;
+use core::ops::Range;
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
@@ -135,6 +146,23 @@ use hashbrown::hash_table::Entry;
 /// array of candidates kept on the (kernel) stack during the scan: 48
 /// bytes each, 3 KiB in all.
 pub const MAX_EVICT_BATCH: usize = 64;
+
+/// Slots one slice of a sliced pass visits ([`FlowTable::expire_slice`],
+/// [`FlowTable::retain_slice`], [`FlowTable::evict_scan`]): what one hold
+/// of the owner's lock costs, tens of microseconds, against tens of
+/// milliseconds for a whole pass at 10^6 entries.
+pub const SLICE_SLOTS: usize = 4096;
+
+/// Where a pass over a table's slots, made a slice at a time, resumes.
+/// [`SlotCursor::START`] begins one; a slice returns the next cursor, or
+/// `None` once the pass is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotCursor(usize);
+
+impl SlotCursor {
+    /// The start of a pass.
+    pub const START: Self = Self(0);
+}
 
 /// Slots per chunk of a table's slab: every chunk but the last holds
 /// exactly this many, so a slot's number says where it is. 512 keeps a
@@ -196,6 +224,14 @@ pub trait FlowValue {
     /// How willing the table is to evict this entry under pressure: lower
     /// goes first. Asked when the table evicts.
     fn eviction_rank(&self) -> EvictionRank;
+
+    /// A hit the value recorded itself, later than the table's own
+    /// record: a value hit under its owner's shared lock (the unified
+    /// flow table's) cannot move the entry's `last_hit`. Expiry and
+    /// eviction go by the later of the two. None by default.
+    fn own_last_hit(&self) -> Option<Moment> {
+        None
+    }
 }
 
 /// How long a flow of each [`ExpiryClass`] may sit idle (not hit) before
@@ -306,12 +342,18 @@ impl<V: FlowValue> FlowEntry<V> {
     /// True when the entry has been idle at least as long as `policy`
     /// allows its class at `now`.
     pub fn is_expired(&self, now: Moment, policy: &ExpiryPolicy) -> bool {
-        self.idle_ns(now) >= policy.timeout_ns(self.value.expiry_class())
+        now.since(self.latest_hit()) >= policy.timeout_ns(self.value.expiry_class())
+    }
+
+    /// The later of the entry's last hit and the one its value recorded
+    /// ([`FlowValue::own_last_hit`]).
+    pub fn latest_hit(&self) -> Moment {
+        self.value.own_last_hit().map_or(self.last_hit, |m| m.max(self.last_hit))
     }
 
     /// What orders entries for eviction: rank, then least recent hit.
     fn eviction_order(&self) -> (EvictionRank, Moment) {
-        (self.value.eviction_rank(), self.last_hit)
+        (self.value.eviction_rank(), self.latest_hit())
     }
 }
 
@@ -554,17 +596,34 @@ impl<V: FlowValue> FlowTable<V> {
     /// Remove every entry idle at `now` for at least its class's timeout
     /// in `policy`, calling `on_expire` with each (at most once per entry,
     /// so at most `len` times). Returns how many expired. One pass over
-    /// the slab.
+    /// the slab: [`FlowTable::expire_slice`] until it is over.
     pub fn expire(
         &mut self,
         now: Moment,
         policy: &ExpiryPolicy,
-        on_expire: impl FnMut(FlowId, V),
+        mut on_expire: impl FnMut(FlowId, V),
     ) -> usize {
-        let n = self.remove_where(|_, e| e.is_expired(now, policy), on_expire);
+        self.whole_pass(|t, at| t.expire_slice(now, policy, at, &mut on_expire))
+    }
+
+    /// One slice of [`FlowTable::expire`]: the entries among the
+    /// [`SLICE_SLOTS`] slots from `at`. Returns how many expired and where
+    /// the pass resumes (`None`: it is over, and the table was compacted
+    /// if it is sparse; see [`FlowTable::retain_slice`] for what a pass
+    /// made of slices sees).
+    pub fn expire_slice(
+        &mut self,
+        now: Moment,
+        policy: &ExpiryPolicy,
+        at: SlotCursor,
+        on_expire: impl FnMut(FlowId, V),
+    ) -> (usize, Option<SlotCursor>) {
+        let (n, next) = self.remove_where(at, |_, e| e.is_expired(now, policy), on_expire);
         bump(&mut self.stats.expired, n);
-        self.shrink_if_sparse();
-        n
+        if next.is_none() {
+            self.shrink_if_sparse();
+        }
+        (n, next)
     }
 
     /// Make room under pressure: remove `min(n, MAX_EVICT_BATCH, len)`
@@ -579,29 +638,51 @@ impl<V: FlowValue> FlowTable<V> {
     /// fixed array on the stack (a max-heap: O(slots log n), about 3 KiB),
     /// then one removal per candidate. No heap allocation. The pass reads
     /// the whole table, milliseconds at 10^5 entries and tens of them at
-    /// 10^6: run it off the per-packet path when a table nears its limit
-    /// (and let the data path refuse new flows while it is full), or
-    /// keep such tables small.
-    pub fn evict(&mut self, n: usize, mut on_evict: impl FnMut(FlowId, V)) -> usize {
-        let want = n.min(MAX_EVICT_BATCH).min(self.len());
-        if want == 0 {
-            return 0;
+    /// 10^6: an owner that must not hold its lock that long scans a slice
+    /// at a time ([`FlowTable::evict_scan`], which only reads) and then
+    /// removes what it chose ([`FlowTable::evict_chosen`]).
+    pub fn evict(&mut self, n: usize, on_evict: impl FnMut(FlowId, V)) -> usize {
+        let mut chosen = EvictionChoice::new(n.min(self.len()));
+        let mut at = Some(SlotCursor::START);
+        // One pass: bounded by the slices the slab can hold.
+        for _ in 0..=self.max_slices() {
+            let Some(from) = at else { break };
+            at = self.evict_scan(from, &mut chosen);
         }
-        let mut best = Candidates::new(want);
-        for (id, entry) in self.slab.iter() {
+        self.evict_chosen(&chosen, on_evict)
+    }
+
+    /// One slice of an eviction scan: offer `chosen` the evictable entries
+    /// among the [`SLICE_SLOTS`] slots from `at`. Returns where the scan
+    /// resumes, `None` once it is over. Changes nothing.
+    pub fn evict_scan(&self, at: SlotCursor, chosen: &mut EvictionChoice) -> Option<SlotCursor> {
+        let (slots, next) = self.slab.window(at.0);
+        for (_, id, entry) in self.slab.used_in(slots) {
             let (rank, last_hit) = entry.eviction_order();
             if rank != EvictionRank::Pinned {
-                best.offer((rank, last_hit, *id));
+                chosen.offer((rank, last_hit, *id));
             }
         }
+        next.map(SlotCursor)
+    }
+
+    /// Remove the entries an eviction scan chose, each only if it is
+    /// still there and still ranks as it did when chosen (an entry hit or
+    /// changed since, or a new flow under the same id, stays). Each is
+    /// handed to `on_evict` and counted as evicted. Returns how many went.
+    pub fn evict_chosen(
+        &mut self,
+        chosen: &EvictionChoice,
+        mut on_evict: impl FnMut(FlowId, V),
+    ) -> usize {
         let mut evicted = 0usize;
-        for &(_, _, id) in best.kept() {
-            if let Some(entry) = self.take(&id) {
+        for &(rank, last_hit, id) in chosen.kept() {
+            let unchanged = self.get(&id).is_some_and(|e| e.eviction_order() == (rank, last_hit));
+            if let Some(entry) = unchanged.then(|| self.take(&id)).flatten() {
                 on_evict(id, entry.value);
                 evicted = evicted.saturating_add(1);
             }
         }
-        debug_assert!(evicted <= want, "no more than asked");
         bump(&mut self.stats.evicted, evicted);
         // No shrinking here: a table being evicted from is full, and
         // eviction must not allocate.
@@ -630,12 +711,55 @@ impl<V: FlowValue> FlowTable<V> {
 
     /// Keep only the entries for which `f` returns true; the others are
     /// dropped and counted as removed. Returns how many were removed. One
-    /// pass over the slab.
+    /// pass over the slab: [`FlowTable::retain_slice`] until it is over.
     pub fn retain(&mut self, mut f: impl FnMut(&FlowId, &mut FlowEntry<V>) -> bool) -> usize {
-        let n = self.remove_where(|id, e| !f(id, e), |_, _| {});
+        self.whole_pass(|t, at| t.retain_slice(at, &mut f))
+    }
+
+    /// One slice of [`FlowTable::retain`]: the entries among the
+    /// [`SLICE_SLOTS`] slots from `at`. Returns how many were removed and
+    /// where the pass resumes; `None` when it is over, and then a sparse
+    /// table is compacted.
+    ///
+    /// Between slices the owner may drop its lock and the table change.
+    /// A pass still ends, within [`FlowTable::max_slices`] slices, and
+    /// sees every entry that stays in the table throughout, unless the
+    /// table is emptied or compacted meanwhile (which renumbers slots);
+    /// an entry added meanwhile may or may not be seen.
+    pub fn retain_slice(
+        &mut self,
+        at: SlotCursor,
+        mut f: impl FnMut(&FlowId, &mut FlowEntry<V>) -> bool,
+    ) -> (usize, Option<SlotCursor>) {
+        let (n, next) = self.remove_where(at, |id, e| !f(id, e), |_, _| {});
         bump(&mut self.stats.removed, n);
-        self.shrink_if_sparse();
-        n
+        if next.is_none() {
+            self.shrink_if_sparse();
+        }
+        (n, next)
+    }
+
+    /// The most slices a pass over this table takes: enough for `limit`
+    /// slots, the most its slab ever holds, and one more. An owner's loop
+    /// over slices is bounded by it.
+    pub fn max_slices(&self) -> usize {
+        (self.limit as usize).div_ceil(SLICE_SLOTS).saturating_add(1)
+    }
+
+    /// A whole pass of `slice` calls, summing what they removed.
+    fn whole_pass(
+        &mut self,
+        mut slice: impl FnMut(&mut Self, SlotCursor) -> (usize, Option<SlotCursor>),
+    ) -> usize {
+        let mut total = 0usize;
+        let mut at = Some(SlotCursor::START);
+        for _ in 0..=self.max_slices() {
+            let Some(from) = at else { break };
+            let (n, next) = slice(self, from);
+            total = total.saturating_add(n);
+            at = next;
+        }
+        total
     }
 
     /// The slot of flow `id`, whose folded hash is `hash`: one probe of
@@ -670,16 +794,19 @@ impl<V: FlowValue> FlowTable<V> {
         taken
     }
 
-    /// One pass over the slab: remove every entry `doomed` picks (it may
-    /// change the others), handing each to `on_remove`. Counts nothing;
-    /// returns how many went.
+    /// One slice of a pass over the slab, from `at`: remove every entry
+    /// `doomed` picks (it may change the others), handing each to
+    /// `on_remove`. Counts nothing; returns how many went and where the
+    /// pass resumes.
     fn remove_where(
         &mut self,
+        at: SlotCursor,
         mut doomed: impl FnMut(&FlowId, &mut FlowEntry<V>) -> bool,
         mut on_remove: impl FnMut(FlowId, V),
-    ) -> usize {
+    ) -> (usize, Option<SlotCursor>) {
         let Self { hasher, index, slab, .. } = self;
-        slab.release_where(&mut doomed, |slot, id, entry| {
+        let (slots, next) = slab.window(at.0);
+        let n = slab.release_where(slots, &mut doomed, |slot, id, entry| {
             let hash = hash32(hasher, &id);
             match index.find_entry(table_hash(hash), |b| b.slot == slot) {
                 Ok(found) => {
@@ -688,7 +815,8 @@ impl<V: FlowValue> FlowTable<V> {
                 Err(_) => debug_assert!(false, "a slot without its index bucket"),
             }
             on_remove(id, entry.value);
-        })
+        });
+        (n, next.map(SlotCursor))
     }
 }
 
@@ -1038,36 +1166,46 @@ impl<V> Slab<V> {
         }
     }
 
-    /// One pass over the filled slots: free every entry `doomed` picks
-    /// (it may change the others), handing each with its old slot number
-    /// to `on_release`. Returns how many were freed.
+    /// The slots of one slice from slot `from`: at most [`SLICE_SLOTS`]
+    /// of those filled, and where the next slice starts (`None` if these
+    /// reach the last filled slot).
+    fn window(&self, from: usize) -> (Range<u32>, Option<usize>) {
+        let end = from.saturating_add(SLICE_SLOTS).min(self.filled);
+        let next = (end < self.filled).then_some(end);
+        // Slot numbers fit in 32 bits (`fill` hands out no others).
+        let num = |n: usize| u32::try_from(n).unwrap_or(NO_SLOT);
+        (num(from.min(end))..num(end), next)
+    }
+
+    /// The used slots among `slots`: number, key and entry.
+    fn used_in(&self, slots: Range<u32>) -> impl Iterator<Item = (u32, &FlowId, &FlowEntry<V>)> {
+        slots.filter_map(|n| match self.slot(n)? {
+            Slot::Used { id, entry } => Some((n, id, entry)),
+            Slot::Free { .. } => None,
+        })
+    }
+
+    /// Free every entry among `slots` that `doomed` picks (it may change
+    /// the others), handing each with its old slot number to
+    /// `on_release`. Returns how many were freed.
     fn release_where(
         &mut self,
+        slots: Range<u32>,
         mut doomed: impl FnMut(&FlowId, &mut FlowEntry<V>) -> bool,
         mut on_release: impl FnMut(u32, FlowId, FlowEntry<V>),
     ) -> usize {
         let mut n = 0usize;
         let Self { chunks, free, .. } = self;
-        for (k, chunk) in chunks.iter_mut().enumerate() {
-            for (i, slot) in chunk.iter_mut().enumerate() {
-                let Slot::Used { id, entry } = slot else { continue };
-                if !doomed(id, entry) {
-                    continue;
-                }
-                let Some(number) = k
-                    .checked_mul(CHUNK_SLOTS)
-                    .and_then(|base| base.checked_add(i))
-                    .and_then(|at| u32::try_from(at).ok())
-                else {
-                    continue;
-                };
-                if let Slot::Used { id, entry } =
-                    core::mem::replace(slot, Slot::Free { next: *free })
-                {
-                    *free = number;
-                    n = n.saturating_add(1);
-                    on_release(number, id, entry);
-                }
+        for number in slots {
+            let Some(slot) = slot_mut_in(chunks, number) else { continue };
+            let Slot::Used { id, entry } = slot else { continue };
+            if !doomed(id, entry) {
+                continue;
+            }
+            if let Slot::Used { id, entry } = core::mem::replace(slot, Slot::Free { next: *free }) {
+                *free = number;
+                n = n.saturating_add(1);
+                on_release(number, id, entry);
             }
         }
         n
@@ -1162,16 +1300,19 @@ type EvictionKey = (EvictionRank, Moment, FlowId);
 const NO_FLOW: FlowId =
     FlowId { proto: 0, v6: false, src: [0; 16], dst: [0; 16], src_port: 0, dst_port: 0 };
 
-/// The `want` lowest eviction keys seen so far, as a max-heap in a fixed
-/// array: `keys[0]` is the highest of them, the first to be displaced.
-struct Candidates {
+/// What an eviction scan chose ([`FlowTable::evict_scan`]): the `want`
+/// lowest eviction keys seen so far, as a max-heap in a fixed array
+/// (about 3 KiB, for the kernel stack): `keys[0]` is the highest of
+/// them, the first to be displaced.
+pub struct EvictionChoice {
     keys: [EvictionKey; MAX_EVICT_BATCH],
     len: usize,
     want: usize,
 }
 
-impl Candidates {
-    fn new(want: usize) -> Self {
+impl EvictionChoice {
+    /// An empty choice of at most `min(want, MAX_EVICT_BATCH)` entries.
+    pub fn new(want: usize) -> Self {
         Self {
             keys: [(EvictionRank::Closing, Moment(0), NO_FLOW); MAX_EVICT_BATCH],
             len: 0,

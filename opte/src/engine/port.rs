@@ -43,7 +43,10 @@
 //! allocated past the limit. [`Port::expire`], which the driver calls
 //! periodically, also evicts from tables fuller than
 //! [`PRESSURE_PERCENT`], preferring closing and misbehaving TCP flows
-//! over established ones.
+//! over established ones. Both go over each table a slice at a time
+//! (`flow_table::SLICE_SLOTS` slots per hold of its lock; an eviction
+//! scan takes the unified flow table's read lock only), so that a table
+//! of 10^6 flows never stops the data path for the whole pass.
 //!
 //! # Locking
 //!
@@ -77,7 +80,9 @@ use smallvec::SmallVec;
 
 use super::action::{Action, ActionDesc, HandlePacket, HandleResult, LayerFlows};
 use super::flow::FlowId;
-use super::flow_table::{EvictionRank, ExpiryPolicy, FlowTable, FlowTableStats, FlowValue};
+use super::flow_table::{
+    EvictionChoice, EvictionRank, ExpiryPolicy, FlowTable, FlowTableStats, FlowValue, SlotCursor,
+};
 use super::layer::{
     Layer, LayerRules, LayerSpec, LftChild, LftEntry, LftKind, LftPair, LftToken, class_of_proto,
 };
@@ -305,6 +310,11 @@ impl FlowValue for UftEntry {
 
     fn eviction_rank(&self) -> EvictionRank {
         tcp_rank(self.tcp_state(), self.proto)
+    }
+
+    /// Hits land here, under the read lock.
+    fn own_last_hit(&self) -> Option<Moment> {
+        Some(Moment(self.last_hit.load(Ordering::Relaxed)))
     }
 }
 
@@ -1367,43 +1377,53 @@ impl Port {
     pub fn expire(&self, now: Moment) -> usize {
         let policy = self.expiry;
         let mut n = 0;
+        // Every pass goes a slice at a time, each slice under its own hold
+        // of the table's lock (see the module's limits).
         for (dir, name) in [(Direction::In, "uft_in"), (Direction::Out, "uft_out")] {
-            n += self.uft(dir).write().retain(|id, e| {
-                let last = Moment(e.value.last_hit.load(Ordering::Relaxed)).max(e.last_hit());
-                // An entry built from a withdrawn decision is dead weight.
-                let keep = now.since(last) < policy.timeout_ns(e.value.expiry_class())
-                    && !e.value.withdrawn();
-                if !keep {
-                    trace!(self, TraceEvent::FlowExpired { table: name, flow: *id });
-                }
-                keep
+            let uft = self.uft(dir);
+            // Its own statement: the read hold ends before the slices.
+            let max = uft.read().max_slices();
+            n += in_slices(max, |at| {
+                uft.write().retain_slice(at, |id, e| {
+                    // An entry built from a withdrawn decision is dead
+                    // weight.
+                    let keep = !e.is_expired(now, &policy) && !e.value.withdrawn();
+                    if !keep {
+                        trace!(self, TraceEvent::FlowExpired { table: name, flow: *id });
+                    }
+                    keep
+                })
             });
         }
         for l in &self.layers {
-            let mut lft = l.lft.lock();
             for dir in [Direction::In, Direction::Out] {
-                n += lft.table_mut(dir).retain(|id, e| {
-                    // A withdrawn decision (its pair's other half was
-                    // re-checked and refused) goes now, with its resource.
-                    let keep = !e.value.token.revoked()
-                        && (e.value.has_children()
-                            || now.since(e.last_hit()) < policy.timeout_ns(e.value.expiry_class()));
-                    if !keep {
-                        trace!(self, TraceEvent::FlowExpired { table: l.name, flow: *id });
-                    }
-                    keep
+                let max = l.lft.lock().table(dir).max_slices();
+                n += in_slices(max, |at| {
+                    l.lft.lock().table_mut(dir).retain_slice(at, |id, e| {
+                        // A withdrawn decision (its pair's other half was
+                        // re-checked and refused) goes now, with its
+                        // resource.
+                        let keep = !e.value.token.revoked()
+                            && (e.value.has_children() || !e.is_expired(now, &policy));
+                        if !keep {
+                            trace!(self, TraceEvent::FlowExpired { table: l.name, flow: *id });
+                        }
+                        keep
+                    })
                 });
             }
         }
         // A connection's state lives on while a UFT entry shares it (UFT
         // hits don't touch the TCP table).
-        n += self.tcp.lock().retain(|id, e| {
-            let keep = Arc::strong_count(&e.value.0) > 1
-                || now.since(e.last_hit()) < policy.timeout_ns(e.value.expiry_class());
-            if !keep {
-                trace!(self, TraceEvent::FlowExpired { table: "tcp", flow: *id });
-            }
-            keep
+        let max = self.tcp.lock().max_slices();
+        n += in_slices(max, |at| {
+            self.tcp.lock().retain_slice(at, |id, e| {
+                let keep = Arc::strong_count(&e.value.0) > 1 || !e.is_expired(now, &policy);
+                if !keep {
+                    trace!(self, TraceEvent::FlowExpired { table: "tcp", flow: *id });
+                }
+                keep
+            })
         });
         self.stats.expired.fetch_add(n as u64, Ordering::Relaxed);
         self.relieve_pressure();
@@ -1416,32 +1436,62 @@ impl Port {
     /// ones last (see [`EvictionRank`]). Runs from [`Port::expire`], off
     /// the per-packet path, which meanwhile refuses new flows of a full
     /// table as a counted drop. Returns how many entries were evicted.
+    ///
+    /// Each table is scanned a slice at a time (the unified flow tables
+    /// under their read lock, so packets of known flows keep flowing),
+    /// then the chosen entries are removed under one hold of the lock.
     pub fn relieve_pressure(&self) -> usize {
-        fn excess(len: usize, limit: u32) -> usize {
-            let mark = (limit as usize).saturating_mul(PRESSURE_PERCENT) / 100;
-            len.saturating_sub(mark)
+        fn excess<V: FlowValue>(t: &FlowTable<V>) -> Option<(usize, usize)> {
+            let mark = (t.limit() as usize).saturating_mul(PRESSURE_PERCENT) / 100;
+            let over = t.len().saturating_sub(mark);
+            (over > 0).then(|| (over, t.max_slices()))
         }
         let mut n = 0;
         for dir in [Direction::In, Direction::Out] {
-            let mut t = self.uft(dir).write();
-            let over = excess(t.len(), t.limit());
-            n += t.evict(over, |_, _| {});
+            let uft = self.uft(dir);
+            let Some((over, max)) = excess(&uft.read()) else { continue };
+            let mut chosen = EvictionChoice::new(over);
+            scan_in_slices(max, |at| uft.read().evict_scan(at, &mut chosen));
+            n += uft.write().evict_chosen(&chosen, |_, _| {});
         }
         for l in &self.layers {
-            let mut lft = l.lft.lock();
             for dir in [Direction::In, Direction::Out] {
-                let t = lft.table_mut(dir);
-                let over = excess(t.len(), t.limit());
-                n += t.evict(over, |_, _| {});
+                let Some((over, max)) = excess(l.lft.lock().table(dir)) else { continue };
+                let mut chosen = EvictionChoice::new(over);
+                scan_in_slices(max, |at| l.lft.lock().table(dir).evict_scan(at, &mut chosen));
+                n += l.lft.lock().table_mut(dir).evict_chosen(&chosen, |_, _| {});
             }
         }
-        let mut t = self.tcp.lock();
-        let over = excess(t.len(), t.limit());
-        n += t.evict(over, |_, _| {});
-        drop(t);
+        if let Some((over, max)) = excess(&self.tcp.lock()) {
+            let mut chosen = EvictionChoice::new(over);
+            scan_in_slices(max, |at| self.tcp.lock().evict_scan(at, &mut chosen));
+            n += self.tcp.lock().evict_chosen(&chosen, |_, _| {});
+        }
         self.stats.evictions.fetch_add(n as u64, Ordering::Relaxed);
         n
     }
+}
+
+/// A pass over a table made of `slice` calls (each taking the table's
+/// lock for itself), at most `max` of them; the sum of what they removed.
+fn in_slices(
+    max: usize,
+    mut slice: impl FnMut(SlotCursor) -> (usize, Option<SlotCursor>),
+) -> usize {
+    let mut total = 0usize;
+    let mut at = Some(SlotCursor::START);
+    for _ in 0..max {
+        let Some(from) = at else { break };
+        let (n, next) = slice(from);
+        total = total.saturating_add(n);
+        at = next;
+    }
+    total
+}
+
+/// A scan made of `slice` calls, at most `max` of them.
+fn scan_in_slices(max: usize, mut slice: impl FnMut(SlotCursor) -> Option<SlotCursor>) {
+    in_slices(max, |at| (0, slice(at)));
 }
 
 /// How far apart two hits of a UFT entry must be for the later one to be
