@@ -193,7 +193,7 @@ pub enum ProcessResult {
 /// no lock to take per segment, and none to initialize per connection. A
 /// plain ACK in ESTABLISHED (what nearly every segment is) cannot change
 /// it and costs one load. Two CPUs advancing the same connection at once
-/// retry; after [`MAX_TCP_RETRIES`] lost races a segment's update is
+/// retry; after `MAX_TCP_RETRIES` lost races a segment's update is
 /// stored over the other's (counted as `tcp_contended`), so a segment
 /// never waits unboundedly.
 pub struct TcpShared {

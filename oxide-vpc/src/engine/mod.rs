@@ -61,7 +61,7 @@ pub mod meta_keys {
         pub const PEER: &str = "peer";
     }
 
-    /// The value of [`IGW`](super::meta_keys::IGW) for a route to any
+    /// The value of [`IGW`] for a route to any
     /// internet gateway.
     pub const IGW_ANY: &str = "any";
 }

@@ -41,7 +41,7 @@
 //! is still configured the same way, so its rules stay the same
 //! ([`RuleSpec::same_as`]) and the flows they decided keep their
 //! translation (and SNAT port). Only the installed rules hold actions
-//! strongly, so an action, and the [`ExtAddr`](action::ExtAddr) it
+//! strongly, so an action, and the [`ExtAddr`] it
 //! holds, goes the moment rules without it are installed; flows decided
 //! by a rule that went are decided again by their next outbound packet,
 //! and keep their translation if its address is still configured and
