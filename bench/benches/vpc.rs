@@ -7,6 +7,9 @@
 //! - `process/Hairpin-*`: the gateway's replies;
 //! - `process/ULP-SlowPath-FwRules/{16,256,4096}/V4-Tcp-IN-0B`: the first
 //!   packet with that many firewall rules installed.
+//! - `network/v2p-lookup/{1000,100000,1000000}`: the overlay's V2P lookup
+//!   (what each first packet to another guest does) in a host's table of
+//!   that many mappings, for guests picked at random.
 //!
 //! Packet construction is outside the timed stretch.
 
@@ -98,5 +101,44 @@ fn process(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, process);
+/// V2P lookups of random guests in tables of 10^3, 10^5 and 10^6.
+fn network(c: &mut Criterion) {
+    use oxide_vpc::api::V2pMapping;
+    use oxide_vpc::engine::network::VpcNetwork;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    fakekernel::link_kernel_symbols();
+    let mut g = c.benchmark_group("network");
+    let vni = opte_api::Vni::new(7).expect("a VNI");
+    let ip = |n: u32| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | n));
+    for size in [1_000u32, 100_000, 1_000_000] {
+        let net = VpcNetwork::new();
+        for n in 0..size {
+            let host = Ipv6Addr::from(0xfd00_u128 << 112 | u128::from(n % 64));
+            let m = V2pMapping { vni, ip: ip(n), mac: opte_api::MacAddr::ZERO, host };
+            if let Err(e) = net.set_v2p(m) {
+                panic!("mapping {n}: {e}");
+            }
+        }
+        // xorshift: the guests looked up, made beforehand.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let keys: Vec<IpAddr> = (0..1 << 16)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ip((x % u64::from(size)) as u32)
+            })
+            .collect();
+        let mut i = 0usize;
+        g.bench_function(format!("v2p-lookup/{size}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % keys.len();
+                std::hint::black_box(net.v2p(vni, keys[i]).is_some())
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, process, network);
 criterion_main!(benches);

@@ -84,6 +84,31 @@ fn a_v2p_change_redirects_an_existing_flow() {
     k.assert_clean();
 }
 
+/// The V2P table is a hash table, but its dump comes ordered by VNI and
+/// address, and setting a mapping again replaces it.
+#[test]
+fn the_v2p_dump_is_ordered_and_a_mapping_set_twice_is_replaced() {
+    let k = fakekernel::scope();
+    let net = oxide_vpc::engine::network::VpcNetwork::new();
+    let host: Ipv6Addr = "fd77::b".parse().unwrap();
+    let map = |v: u32, last: u8, mac: u8| V2pMapping {
+        vni: vni(v),
+        ip: IpAddr::V4(Ipv4Addr::new(172, 30, 0, last)),
+        mac: MacAddr::from_bytes([0xa8, 0x40, 0x25, 0xf7, 0, mac]),
+        host,
+    };
+    for (v, last) in [(9, 3), (7, 200), (9, 1), (7, 5), (8, 9)] {
+        net.set_v2p(map(v, last, 1)).unwrap();
+    }
+    net.set_v2p(map(7, 5, 2)).unwrap();
+    let keys: Vec<(u32, IpAddr)> = net.dump_v2p().iter().map(|m| (m.vni.value(), m.ip)).collect();
+    let ip = |last| IpAddr::V4(Ipv4Addr::new(172, 30, 0, last));
+    assert_eq!(keys, [(7, ip(5)), (7, ip(200)), (8, ip(9)), (9, ip(1)), (9, ip(3))]);
+    assert_eq!(net.v2p(vni(7), ip(5)).map(|m| m.mac), Some(map(7, 5, 2).mac), "replaced");
+    drop(net);
+    k.assert_clean();
+}
+
 #[test]
 fn the_outer_source_port_is_stable_per_flow_and_spreads_over_flows() {
     let k = fakekernel::scope();

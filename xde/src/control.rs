@@ -448,7 +448,9 @@ fn port_error(e: PortError) -> OpteError {
 /// The contract's error for a mapping command the network refused.
 fn net_error(e: NetworkError, what: &str) -> OpteError {
     match e {
-        NetworkError::TableFull { .. } => OpteError::TableFull(error_text(&e.to_string())),
+        NetworkError::TableFull { .. } | NetworkError::NoMemory { .. } => {
+            OpteError::TableFull(error_text(&e.to_string()))
+        }
         NetworkError::NoSuchMapping => OpteError::NotFound(error_text(&format!("no {what}"))),
         NetworkError::Cfg(c) => OpteError::Invalid(error_text(&format!("{what}: {c}"))),
     }

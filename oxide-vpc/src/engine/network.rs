@@ -21,11 +21,11 @@
 //!   removal and after a mapping change (never while `v2p` or `v2b` is
 //!   held).
 
-use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::IpAddr;
+use hashbrown::HashMap;
 
 use opte::ddi::sync::{KMutex, KRwLock};
 use opte_api::{IpCidr, Vni};
@@ -43,6 +43,8 @@ pub const MAX_V2B: usize = 4096;
 pub enum NetworkError {
     /// The table is at its limit.
     TableFull { table: &'static str, max: usize },
+    /// The table could not grow: the kernel had no memory for it.
+    NoMemory { table: &'static str },
     /// No mapping for this key.
     NoSuchMapping,
     /// The mapping is malformed.
@@ -53,6 +55,7 @@ impl fmt::Display for NetworkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::TableFull { table, max } => write!(f, "{table} table full ({max} mappings)"),
+            Self::NoMemory { table } => write!(f, "{table} table cannot grow: no memory"),
             Self::NoSuchMapping => f.write_str("no such mapping"),
             Self::Cfg(e) => e.fmt(f),
         }
@@ -61,7 +64,9 @@ impl fmt::Display for NetworkError {
 
 /// The host-wide V2P and V2B tables, and the ports that read them.
 pub struct VpcNetwork {
-    v2p: KRwLock<BTreeMap<(Vni, IpAddr), V2pMapping>>,
+    /// A hash table: a host may hold 10^6 mappings, and a lookup must
+    /// not cost a walk down a tree of them.
+    v2p: KRwLock<HashMap<(Vni, IpAddr), V2pMapping>>,
     /// Sorted by prefix length, longest first (then by prefix).
     v2b: KRwLock<Vec<V2bMapping>>,
     ports: KMutex<Vec<Weak<VpcPort>>>,
@@ -77,7 +82,7 @@ impl VpcNetwork {
     /// Empty tables.
     pub fn new() -> Self {
         Self {
-            v2p: KRwLock::new(BTreeMap::new()),
+            v2p: KRwLock::new(HashMap::new()),
             v2b: KRwLock::new(Vec::new()),
             ports: KMutex::new(Vec::new()),
         }
@@ -103,8 +108,12 @@ impl VpcNetwork {
     pub fn set_v2p(&self, m: V2pMapping) -> Result<(), NetworkError> {
         {
             let mut t = self.v2p.write();
-            if !t.contains_key(&(m.vni, m.ip)) && t.len() >= MAX_V2P {
-                return Err(NetworkError::TableFull { table: "V2P", max: MAX_V2P });
+            if !t.contains_key(&(m.vni, m.ip)) {
+                if t.len() >= MAX_V2P {
+                    return Err(NetworkError::TableFull { table: "V2P", max: MAX_V2P });
+                }
+                // Growing is fallible: the insert below never allocates.
+                t.try_reserve(1).map_err(|_| NetworkError::NoMemory { table: "V2P" })?;
             }
             t.insert((m.vni, m.ip), m);
         }
@@ -121,7 +130,9 @@ impl VpcNetwork {
 
     /// Every V2P mapping, ordered by VNI and address.
     pub fn dump_v2p(&self) -> Vec<V2pMapping> {
-        self.v2p.read().values().copied().collect()
+        let mut all: Vec<V2pMapping> = self.v2p.read().values().copied().collect();
+        all.sort_unstable_by_key(|m| (m.vni, m.ip));
+        all
     }
 
     /// Add or replace the V2B mapping of a prefix.
