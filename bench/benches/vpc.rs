@@ -7,6 +7,9 @@
 //! - `process/Hairpin-*`: the gateway's replies;
 //! - `process/ULP-SlowPath-FwRules/{16,256,4096}/V4-Tcp-IN-0B`: the first
 //!   packet with that many firewall rules installed.
+//! - `process/ULP-SlowPath-Routes/{16,256,4096}/V4-Tcp-OUT-0B`: the first
+//!   packet to the internet with that many more custom routes, which the
+//!   router must pass over to reach its default route.
 //! - `network/v2p-lookup/{1000,100000,1000000}`: the overlay's V2P lookup
 //!   (what each first packet to another guest does) in a host's table of
 //!   that many mappings, for guests picked at random.
@@ -90,6 +93,14 @@ fn process(c: &mut Criterion) {
         });
     }
     drop((port, net));
+    let out = Scenario { family: Family::V4, proto: Proto::Tcp, dir: Dir::Out, body_len: 0 };
+    for routes in [16, 256, 4096] {
+        let (net, port) = vpc::port_with_routes(16, routes);
+        g.bench_function(format!("ULP-SlowPath-Routes/{routes}/{}", out.suffix()), |b| {
+            b.iter_custom(|iters| slow_path(&port, &out, iters))
+        });
+        drop((port, net));
+    }
     let s = Scenario { family: Family::V4, proto: Proto::Tcp, dir: Dir::In, body_len: 0 };
     for rules in [16, 256, 4096] {
         let (net, port) = vpc::port(rules);

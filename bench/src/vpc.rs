@@ -18,7 +18,7 @@ use std::sync::Arc;
 use opte::ddi::MsgBlk;
 use opte::engine::Direction;
 use opte::packet::*;
-use opte_api::{MacAddr, Vni};
+use opte_api::{IpCidr, Ipv4Cidr, Ipv6Cidr, MacAddr, Vni};
 use oxide_vpc::api::*;
 use oxide_vpc::engine::{PortLimits, VpcNetwork, VpcPort};
 
@@ -138,6 +138,38 @@ pub fn fw_rules(n: usize) -> Vec<FirewallRule> {
 /// The port with `extra_rules` firewall rules (see [`fw_rules`]), the
 /// system routes, one boundary for the internet and the peer's V2P.
 pub fn port(extra_rules: usize) -> (Arc<VpcNetwork>, Arc<VpcPort>) {
+    port_with_routes(extra_rules, 0)
+}
+
+/// [`port`] with `extra_routes` more custom routes, half IPv4 and half
+/// IPv6, of mixed prefix lengths, none covering the scenarios' internet
+/// destinations (which still leave by the default routes, the last a
+/// router tries).
+pub fn port_with_routes(
+    extra_rules: usize,
+    extra_routes: usize,
+) -> (Arc<VpcNetwork>, Arc<VpcPort>) {
+    let (net, p) = base_port(extra_rules);
+    for i in 0..extra_routes {
+        let n = (i / 2) as u32;
+        // Every (length, n) names its own block, inside 10.0.0.0/3 or
+        // fd10::/16: no two routes are the same.
+        let dest = if i % 2 == 0 {
+            let len = [24u8, 20, 28, 16][(n % 4) as usize];
+            let addr = 0x0a00_0000 | (n << (32 - len));
+            IpCidr::V4(Ipv4Cidr::new(Ipv4Addr::from(addr), len).expect("cidr"))
+        } else {
+            let len = [48u8, 56, 64, 40][(n % 4) as usize];
+            let addr = (0xfd10_u128 << 112) | (u128::from(n) << (128 - len));
+            IpCidr::V6(Ipv6Cidr::new(Ipv6Addr::from(addr), len).expect("cidr"))
+        };
+        let r = RouterEntry { dest, target: RouterTarget::Drop, class: RouteClass::Custom };
+        p.add_route(r).unwrap_or_else(|e| panic!("route {i}: {e}"));
+    }
+    (net, p)
+}
+
+fn base_port(extra_rules: usize) -> (Arc<VpcNetwork>, Arc<VpcPort>) {
     let net = Arc::new(VpcNetwork::new());
     let limits = PortLimits { uft: 1 << 20, lft: 1 << 20, tcp: 1 << 20 };
     let p = match VpcPort::new("bench0", cfg(), net.clone(), limits, None) {

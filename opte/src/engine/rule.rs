@@ -20,23 +20,36 @@
 //! - a TCP or UDP rule naming exact destination ports (one, or an `Any`
 //!   of them) can match only those ports.
 //!
+//! - a rule naming a destination block (an address or a prefix: a
+//!   route, a rule about one host) and no exact ports can match only
+//!   destinations inside it. A table with at least
+//!   [`DST_INDEX_MIN_RULES`] such rules files them by block (below that,
+//!   by protocol as above): a lookup probes one block per prefix length
+//!   the table uses (at most [`MAX_DST_LENS`] per family; rules of other
+//!   lengths are filed by protocol), so a router of thousands of routes
+//!   evaluates only the few that hold the destination.
+//!
 //! A lookup walks, in evaluation order, only the rules filed under the
-//! packet's (protocol, destination port), under its protocol alone, and
-//! the rules that name no protocol; of those it evaluates only the rules
+//! packet's (protocol, destination port), under its protocol alone,
+//! under the blocks holding its destination, and the rules that name
+//! none of these; of those it evaluates only the rules
 //! whose predicates can match the packet's kind of frame (an IPv6 address
 //! rule never an IPv4 packet: [`Predicate::frame_kinds`]). The index only
 //! ever skips rules that cannot match, so the result is the rule a full
 //! scan would find.
 
 use alloc::vec::Vec;
+use arrayvec::ArrayVec;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use hashbrown::HashMap;
 
 use super::action::Action;
-use super::predicate::{MatchCtx, PortMatch, Predicate, PredicateError, frame_kind};
+use super::predicate::{
+    Ipv4Match, Ipv6Match, MatchCtx, PortMatch, Predicate, PredicateError, frame_kind,
+};
 use crate::packet::ip4::protocol;
-use crate::packet::{L3, L4};
+use crate::packet::{Headers, L3, L4};
 
 /// Most rules one layer direction holds.
 pub const MAX_RULES: usize = 8192;
@@ -144,11 +157,26 @@ struct Cand {
     kinds: u8,
 }
 
+/// Rules a table files by destination block once it holds at least this
+/// many such rules: below it, evaluating them costs less than probing a
+/// block per prefix length.
+pub const DST_INDEX_MIN_RULES: usize = 32;
+
+/// Most prefix lengths per family a table files rules under; a rule of
+/// another length is filed by protocol instead. It bounds the probes,
+/// and the lists, of one lookup.
+pub const MAX_DST_LENS: usize = 16;
+
+/// Candidate lists one lookup merges, on the stack: the three of the
+/// protocol index and a destination block per prefix length at most.
+type Lists<'a> = ArrayVec<&'a [Cand], { 3 + MAX_DST_LENS }>;
+
 /// The rules that can match packets of a protocol and destination port
 /// (see the module documentation), each list in evaluation order.
 #[derive(Debug, Default)]
 struct RuleIndex {
-    /// Rules naming no protocol.
+    /// Rules naming no protocol (nor, when `dst` is in use, a
+    /// destination block).
     any: Vec<Cand>,
     /// Rules naming a protocol but no exact ports, by protocol (a short
     /// list: a table names few protocols, so a scan is the fastest
@@ -157,6 +185,85 @@ struct RuleIndex {
     /// Rules naming TCP or UDP and exact destination ports (a firewall
     /// may name thousands).
     by_port: HashMap<(u8, u16), Vec<Cand>>,
+    /// Rules naming a destination block and no exact ports, by block;
+    /// empty unless the table has [`DST_INDEX_MIN_RULES`] of them.
+    dst: DstIndex,
+}
+
+/// A destination block as the index keys it: IPv6 or not, prefix length,
+/// network address (an IPv4 one in the low 32 bits).
+type Block = (bool, u8, u128);
+
+/// Rules by the destination block a top-level predicate names (a route,
+/// a host rule): a packet's candidates are the rules of the blocks that
+/// hold its destination, one probe per prefix length the table uses.
+#[derive(Debug, Default)]
+struct DstIndex {
+    /// The prefix lengths in use, each once.
+    lens_v4: Vec<u8>,
+    lens_v6: Vec<u8>,
+    blocks: HashMap<Block, Vec<Cand>>,
+}
+
+impl DstIndex {
+    /// File `cand` under `block`; false (nothing filed) if that would
+    /// take a prefix length past [`MAX_DST_LENS`] of its family.
+    fn file(&mut self, block: Block, cand: Cand) -> bool {
+        let (v6, len, _) = block;
+        let lens = if v6 { &mut self.lens_v6 } else { &mut self.lens_v4 };
+        if !lens.contains(&len) {
+            if lens.len() >= MAX_DST_LENS {
+                return false;
+            }
+            lens.push(len);
+        }
+        self.blocks.entry(block).or_default().push(cand);
+        true
+    }
+
+    /// The lists of the blocks holding `dst`.
+    fn lists<'a>(&'a self, dst: Option<(bool, u128)>, into: &mut Lists<'a>) {
+        let Some((v6, addr)) = dst else { return };
+        for &len in if v6 { &self.lens_v6 } else { &self.lens_v4 } {
+            let Some(net) = network(v6, len, addr) else { continue };
+            if let Some(list) = self.blocks.get(&(v6, len, net)) {
+                // Room for one list per length (`file` bounds them).
+                let _ = into.try_push(list);
+            }
+        }
+    }
+}
+
+/// The network address of `addr` (IPv4 in the low 32 bits) under a
+/// prefix of `len` bits; `None` past the family's width.
+fn network(v6: bool, len: u8, addr: u128) -> Option<u128> {
+    let bits: u32 = if v6 { 128 } else { 32 };
+    let host_bits = bits.checked_sub(u32::from(len))?;
+    // A /0 keeps nothing (a shift by the whole width would overflow).
+    let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
+    let width = if v6 { u128::MAX } else { u128::from(u32::MAX) };
+    Some(addr & mask & width)
+}
+
+/// The destination block a rule's top-level predicates restrict it to.
+fn dst_block(spec: &RuleSpec) -> Option<Block> {
+    spec.predicates.iter().find_map(|p| {
+        let (v6, len, addr) = match p {
+            Predicate::Ipv4Dst(Ipv4Match::Exact(a)) => (false, 32, u128::from(u32::from(*a))),
+            Predicate::Ipv4Dst(Ipv4Match::Prefix(c)) => {
+                (false, c.prefix_len(), u128::from(u32::from(c.addr())))
+            }
+            Predicate::Ipv6Dst(Ipv6Match::Exact(a)) => (true, 128, u128::from(*a)),
+            Predicate::Ipv6Dst(Ipv6Match::Prefix(c)) => {
+                (true, c.prefix_len(), u128::from(c.addr()))
+            }
+            _ => return None,
+        };
+        // A block whose address has bits past its prefix matches no
+        // packet (as the predicate says), and files under no key a
+        // packet probes; a length past the width is not filed at all.
+        network(v6, len, addr).map(|_| (v6, len, addr))
+    })
 }
 
 /// The protocol and exact destination ports a rule's top-level
@@ -184,19 +291,26 @@ fn index_keys(spec: &RuleSpec) -> (Option<u8>, Vec<u16>) {
 impl RuleIndex {
     fn build(rules: &[Rule]) -> Self {
         let mut ix = Self::default();
-        for (pos, r) in rules.iter().enumerate() {
+        let keys: Vec<_> =
+            rules.iter().map(|r| (index_keys(&r.spec), dst_block(&r.spec))).collect();
+        let by_port = |proto: Option<u8>, ports: &[u16]| {
+            !ports.is_empty() && matches!(proto, Some(protocol::TCP | protocol::UDP))
+        };
+        let dst_rules =
+            keys.iter().filter(|((p, ports), b)| b.is_some() && !by_port(*p, ports)).count();
+        let use_dst = dst_rules >= DST_INDEX_MIN_RULES;
+        for (pos, (r, ((proto, ports), block))) in rules.iter().zip(keys).enumerate() {
             let pos = u32::try_from(pos).unwrap_or(u32::MAX);
             let kinds = r.spec.predicates.iter().fold(frame_kind::ALL, |k, p| k & p.frame_kinds());
             let cand = Cand { pos, kinds };
-            match index_keys(&r.spec) {
-                (None, _) => ix.any.push(cand),
-                (Some(p), ports)
-                    if !ports.is_empty() && (p == protocol::TCP || p == protocol::UDP) =>
-                {
+            match (proto, block) {
+                (Some(p), _) if by_port(proto, &ports) => {
                     for port in ports {
                         ix.by_port.entry((p, port)).or_default().push(cand);
                     }
                 }
+                (_, Some(b)) if use_dst && ix.dst.file(b, cand) => {}
+                (None, _) => ix.any.push(cand),
                 (Some(p), _) => match ix.by_proto.iter_mut().find(|(q, _)| *q == p) {
                     Some((_, list)) => list.push(cand),
                     None => ix.by_proto.push((p, alloc::vec![cand])),
@@ -206,9 +320,9 @@ impl RuleIndex {
         ix
     }
 
-    /// The candidate lists for a packet: each sorted by position.
-    fn candidates(&self, ctx: &MatchCtx<'_>) -> [&[Cand]; 3] {
-        let h = ctx.hdrs;
+    /// The protocol index's candidate lists for a packet: each sorted by
+    /// position.
+    fn candidates(&self, h: &Headers) -> [&[Cand]; 3] {
         let proto = match &h.l3 {
             Some(L3::Ipv4(ip)) => Some(ip.proto),
             Some(L3::Ipv6(ip)) => Some(ip.proto),
@@ -228,6 +342,17 @@ impl RuleIndex {
             _ => empty,
         };
         [&self.any, by_proto, by_port]
+    }
+
+    /// The destination index's candidate lists for a packet, after
+    /// `lists`.
+    fn dst_candidates<'a>(&'a self, h: &Headers, lists: &mut Lists<'a>) {
+        let dst = match &h.l3 {
+            Some(L3::Ipv4(ip)) => Some((false, u128::from(u32::from(ip.dst)))),
+            Some(L3::Ipv6(ip)) => Some((true, u128::from(ip.dst))),
+            _ => None,
+        };
+        self.dst.lists(dst, lists);
     }
 }
 
@@ -307,11 +432,34 @@ impl RuleTable {
     /// The first rule that matches, without counting (for re-checks):
     /// the candidates the index gives, merged in evaluation order.
     pub fn peek(&self, ctx: &MatchCtx<'_>) -> Option<&Rule> {
-        let lists = self.index.candidates(ctx);
+        let base = self.index.candidates(ctx.hdrs);
+        if self.index.dst.blocks.is_empty() {
+            // Three lists, known here: the merge below unrolls.
+            return self.first_match(&base, &mut [0; 3], ctx);
+        }
+        let mut lists = Lists::new();
+        for l in base {
+            // Room for these three and a list per prefix length.
+            let _ = lists.try_push(l);
+        }
+        self.index.dst_candidates(ctx.hdrs, &mut lists);
+        self.first_match(&lists, &mut [0; 3 + MAX_DST_LENS], ctx)
+    }
+
+    /// The first rule, in evaluation order, among `lists` (each sorted
+    /// by position; `at` holds a cursor per list, all 0) that matches.
+    #[inline(always)]
+    fn first_match(
+        &self,
+        lists: &[&[Cand]],
+        at: &mut [usize],
+        ctx: &MatchCtx<'_>,
+    ) -> Option<&Rule> {
         let kind = frame_kind::of(ctx.hdrs);
-        let mut at = [0usize; 3];
+        // Each turn moves one cursor forward: at most as many turns as
+        // the lists hold candidates.
         loop {
-            // The lowest next position among the three lists.
+            // The lowest next position among the lists.
             let mut best: Option<(usize, Cand)> = None;
             for (i, l) in lists.iter().enumerate() {
                 if let Some(&c) = at.get(i).and_then(|&a| l.get(a))
