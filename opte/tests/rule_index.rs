@@ -101,37 +101,51 @@ fn random_packet(r: &mut Rng) -> Vec<u8> {
     s.bytes()
 }
 
+/// A table of `specs`, ids numbered after `first`; and the last id.
+fn table(specs: Vec<RuleSpec>, first: u64) -> (RuleTable, u64) {
+    let mut t = RuleTable::new();
+    let mut next = first;
+    t.update(specs, || {
+        next += 1;
+        RuleId(next)
+    })
+    .unwrap();
+    (t, next)
+}
+
+/// Check `n` random packets: `peek` finds what a full scan finds.
+/// Returns how many matched a rule.
+fn agree_on_packets(t: &RuleTable, r: &mut Rng, n: usize, round: u64) -> usize {
+    let mut matched = 0;
+    for _ in 0..n {
+        let bytes = random_packet(r);
+        let m = msg(&bytes, 0);
+        let hdrs = Headers::parse_guest(&m).unwrap();
+        let meta = Meta::new();
+        let ctx = MatchCtx { dir: Direction::Out, hdrs: &hdrs, mblk: &m, meta: &meta };
+        let scan = t.iter().find(|rule| rule.matches(&ctx)).map(|rule| rule.id);
+        assert_eq!(t.peek(&ctx).map(|rule| rule.id), scan, "round {round}");
+        matched += usize::from(scan.is_some());
+    }
+    matched
+}
+
 #[test]
 fn the_index_finds_what_a_full_scan_finds() {
     let k = fakekernel::scope();
     let mut r = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut matched = 0;
     for round in 0..200 {
-        let mut t = RuleTable::new();
-        let n = 1 + r.below(40) as u64;
-        let mut next = round * 100;
+        let n = 1 + r.below(40);
         let specs: Vec<RuleSpec> = (0..n).map(|_| random_rule(&mut r)).collect();
-        t.update(specs, || {
-            next += 1;
-            RuleId(next)
-        })
-        .unwrap();
+        let (mut t, last) = table(specs, round * 100);
         // Exercise add and remove too.
-        let extra = RuleId(next + 1);
+        let extra = RuleId(last + 1);
         t.add(extra, random_rule(&mut r)).unwrap();
         if r.below(2) == 0 {
             t.remove(extra).unwrap();
         }
-        for _ in 0..20 {
-            let bytes = random_packet(&mut r);
-            let m = msg(&bytes, 0);
-            let hdrs = Headers::parse_guest(&m).unwrap();
-            let meta = Meta::new();
-            let ctx = MatchCtx { dir: Direction::Out, hdrs: &hdrs, mblk: &m, meta: &meta };
-            let scan = t.iter().find(|rule| rule.matches(&ctx)).map(|rule| rule.id);
-            assert_eq!(t.peek(&ctx).map(|rule| rule.id), scan, "round {round}");
-            matched += usize::from(scan.is_some());
-        }
+        matched += agree_on_packets(&t, &mut r, 20, round);
     }
     assert!(matched > 1000, "the generator must produce matches ({matched})");
     k.assert_clean();
@@ -223,23 +237,8 @@ fn the_destination_index_finds_what_a_full_scan_finds() {
                 s
             })
             .collect();
-        let mut t = RuleTable::new();
-        let mut next = round * 1000;
-        t.update(specs, || {
-            next += 1;
-            RuleId(next)
-        })
-        .unwrap();
-        for _ in 0..30 {
-            let bytes = random_packet(&mut r);
-            let m = msg(&bytes, 0);
-            let hdrs = Headers::parse_guest(&m).unwrap();
-            let meta = Meta::new();
-            let ctx = MatchCtx { dir: Direction::Out, hdrs: &hdrs, mblk: &m, meta: &meta };
-            let scan = t.iter().find(|rule| rule.matches(&ctx)).map(|rule| rule.id);
-            assert_eq!(t.peek(&ctx).map(|rule| rule.id), scan, "round {round}");
-            matched += usize::from(scan.is_some());
-        }
+        let (t, _) = table(specs, round * 1000);
+        matched += agree_on_packets(&t, &mut r, 30, round);
     }
     assert!(matched > 500, "the generator must produce matches ({matched})");
     k.assert_clean();
