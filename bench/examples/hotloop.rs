@@ -21,7 +21,8 @@ fn main() {
     let which = std::env::args().nth(1).unwrap_or_else(|| "V4-Udp-IN-0B".into());
     let slow = std::env::args().nth(2).is_some();
     // More rounds make a longer profile.
-    let rounds: u32 = std::env::var("HOTLOOP_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let rounds: u32 =
+        std::env::var("HOTLOOP_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let (_net, port) = vpc::port(16);
     if let Some((name, bytes)) = vpc::hairpins().into_iter().find(|(n, _)| *n == which) {
         let mut total = std::time::Duration::ZERO;
