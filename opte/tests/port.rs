@@ -829,6 +829,33 @@ fn eviction_prefers_closing_tcp_flows_over_established_ones() {
     k.assert_clean();
 }
 
+/// A TCP table past the pressure mark is relieved too, of connections
+/// no UFT entry shares any longer (relief evicted theirs first), down to
+/// the mark; the port keeps working.
+#[test]
+fn a_full_tcp_table_is_relieved_of_unshared_connections() {
+    let k = fakekernel::scope();
+    let n = net_with(64, &[1024]);
+    n.port.add_rule("firewall", Direction::In, RuleSpec::new(1, Action::Allow)).unwrap();
+    for sp in 1..=62u16 {
+        assert_modified(&send(&n, Direction::In, &tcp(PEER, sp, GUEST, 22, SYN, 1, 0), 1).0);
+    }
+    let before = n.port.table_usage();
+    assert_eq!((before.uft_in, before.tcp), (62, 62), "{before:?}");
+    let evicted = n.port.relieve_pressure();
+    let after = n.port.table_usage();
+    // 90% of 64: the UFT entries go first, which frees their
+    // connections to go too.
+    assert_eq!((after.uft_in, after.tcp), (57, 57), "{after:?}");
+    assert_eq!(n.port.stats().evictions, evicted as u64);
+    assert!(evicted >= 10, "{evicted}");
+    // Known flows still pass, and a new one gets its entries.
+    assert_modified(&send(&n, Direction::In, &tcp(PEER, 62, GUEST, 22, ACK, 2, 0), 2).0);
+    assert_modified(&send(&n, Direction::In, &tcp(PEER, 63, GUEST, 22, SYN, 1, 0), 2).0);
+    drop(n);
+    k.assert_clean();
+}
+
 #[test]
 fn expiry_by_class() {
     let k = fakekernel::scope();

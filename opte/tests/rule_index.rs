@@ -2,7 +2,8 @@
 //! sets (protocols, exact ports, port lists and ranges, addresses, ether
 //! types, ICMP types and codes of either family and DHCP message types,
 //! alone or in `Any`/`All`/`Not`, priorities,
-//! deny and allow) and random packets (IPv4, IPv6, ARP), the rule
+//! deny and allow) and random packets (IPv4, IPv6, ARP, DHCP and DHCPv6,
+//! and every kind the guest parser takes), the rule
 //! `find`/`peek` returns is the first rule in evaluation order whose
 //! predicates match (a full scan).
 
@@ -71,21 +72,29 @@ fn family_predicate(r: &mut Rng) -> Predicate {
         7 => Predicate::Icmpv6Codes { lo: 0, hi: 1 },
         8 => Predicate::Any(vec![Predicate::Icmpv6Type(128), Predicate::Icmpv6Type(129)]),
         9 => Predicate::Any(vec![Predicate::IcmpType(8), Predicate::Icmpv6Type(128)]),
-        10 => Predicate::DhcpMsgType(1),
+        10 if r.below(2) == 0 => Predicate::DhcpMsgType(1),
+        10 => Predicate::Dhcpv6MsgType(1),
         _ => Predicate::Ipv4Src(Ipv4Match::Exact(GUEST_V4)),
     }
 }
 
 fn random_packet(r: &mut Rng) -> Vec<u8> {
-    let s = match r.below(8) {
-        0 => return arp_request().bytes(),
-        1 => icmp6_echo(),
+    match r.below(12) {
+        0 => arp_request().bytes(),
+        1 => icmp6_echo().bytes(),
+        // Every kind the guest parser takes: IPv4 options, IPv6
+        // extension headers and fragments, ICMP errors, NDP, ARP, GRE.
+        2 => {
+            let all = guest_samples();
+            all[r.below(all.len())].bytes()
+        }
+        3 => dhcp_packet(r),
         _ => {
             let mut fb = FrameBuilder::new(eth(GUEST_MAC, GW_MAC));
             fb.l3 = Some(if r.below(3) == 0 {
-                L3::Ipv6(ipv6(GUEST_V6, REMOTE_V6))
+                L3::Ipv6(ipv6(GUEST_V6, random_v6(r)))
             } else {
-                L3::Ipv4(ipv4(GUEST_V4, REMOTE_V4))
+                L3::Ipv4(ipv4(GUEST_V4, random_v4(r)))
             });
             let v4 = matches!(fb.l3, Some(L3::Ipv4(_)));
             let (sp, dp) = (port(r), port(r));
@@ -95,10 +104,47 @@ fn random_packet(r: &mut Rng) -> Vec<u8> {
                 _ if v4 => L4::Icmpv4(icmp(8, 0, [0, 1, 0, 1])),
                 _ => L4::Udp(udp(sp, dp)),
             });
-            return fb.to_bytes(b"x");
+            fb.to_bytes(b"x")
         }
+    }
+}
+
+/// A destination the rules' blocks are built around, or another.
+fn random_v4(r: &mut Rng) -> std::net::Ipv4Addr {
+    match r.below(3) {
+        0 => REMOTE_V4,
+        1 => GUEST_V4,
+        _ => std::net::Ipv4Addr::new(198, 51, 100, r.below(256) as u8),
+    }
+}
+
+fn random_v6(r: &mut Rng) -> std::net::Ipv6Addr {
+    match r.below(3) {
+        0 => REMOTE_V6,
+        1 => GUEST_V6,
+        _ => std::net::Ipv6Addr::new(0x2001, 0xdb8, r.below(9) as u16, 0, 0, 0, 0, 1),
+    }
+}
+
+/// A DHCP DISCOVER or a DHCPv6 SOLICIT from the guest.
+fn dhcp_packet(r: &mut Rng) -> Vec<u8> {
+    let mut fb = FrameBuilder::new(eth(GUEST_MAC, GW_MAC));
+    let body = if r.below(2) == 0 {
+        fb.l3 =
+            Some(L3::Ipv4(ipv4(std::net::Ipv4Addr::UNSPECIFIED, std::net::Ipv4Addr::BROADCAST)));
+        fb.l4 = Some(L4::Udp(udp(68, 67)));
+        // BOOTP's fixed part, the magic cookie, message type 1, end.
+        let mut b = vec![0u8; 236];
+        b[0] = 1;
+        b.extend_from_slice(&[99, 130, 83, 99, 53, 1, 1, 255]);
+        b
+    } else {
+        fb.l3 = Some(L3::Ipv6(ipv6(LINK_LOCAL, "ff02::1:2".parse().unwrap())));
+        fb.l4 = Some(L4::Udp(udp(546, 547)));
+        // SOLICIT and a transaction id.
+        vec![1, 0, 0, 7]
     };
-    s.bytes()
+    fb.to_bytes(&body)
 }
 
 /// A table of `specs`, ids numbered after `first`; and the last id.

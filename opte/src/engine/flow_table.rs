@@ -642,7 +642,11 @@ impl<V: FlowValue> FlowTable<V> {
     /// at a time ([`FlowTable::evict_scan`], which only reads) and then
     /// removes what it chose ([`FlowTable::evict_chosen`]).
     pub fn evict(&mut self, n: usize, on_evict: impl FnMut(FlowId, V)) -> usize {
-        let mut chosen = EvictionChoice::new(n.min(self.len()));
+        let want = n.min(self.len());
+        if want == 0 {
+            return 0;
+        }
+        let mut chosen = EvictionChoice::new(want);
         let mut at = Some(SlotCursor::START);
         // One pass: bounded by the slices the slab can hold.
         for _ in 0..=self.max_slices() {
@@ -667,9 +671,12 @@ impl<V: FlowValue> FlowTable<V> {
     }
 
     /// Remove the entries an eviction scan chose, each only if it is
-    /// still there and still ranks as it did when chosen (an entry hit or
-    /// changed since, or a new flow under the same id, stays). Each is
-    /// handed to `on_evict` and counted as evicted. Returns how many went.
+    /// still there with the rank and last hit it was chosen by: an entry
+    /// whose rank changed, or whose recorded last hit moved, since the
+    /// scan stays (a hit the entry's value keeps may be recorded only
+    /// coarsely, see [`FlowValue::own_last_hit`]; a flow replaced at the
+    /// very moment it was scanned looks unchanged). Each is handed to
+    /// `on_evict` and counted as evicted. Returns how many went.
     pub fn evict_chosen(
         &mut self,
         chosen: &EvictionChoice,

@@ -273,7 +273,7 @@ impl UftEntry {
     }
 
     /// Packets that hit this entry (a count CPUs racing on one flow can
-    /// leave short: see `Port::fast_path`).
+    /// leave short, never long: see `Port::fast_path`).
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
     }
@@ -833,9 +833,9 @@ impl Port {
         }
         // A load and a store, not an atomic add: a locked add would
         // cost every packet a full barrier. The count is exact while one
-        // CPU handles the flow (as flow fanout arranges); two CPUs hitting
-        // the same entry at the same moment can lose a count, never add
-        // one.
+        // CPU handles the flow (as flow fanout arranges); CPUs hitting the
+        // same entry at once can lose counts (a store from a stale load
+        // undoes the others' since), never add any.
         e.hits.store(e.hits.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         // Idle time only matters in seconds: a hit within a millisecond
         // of the recorded one leaves it (a plain load, no atomic write
@@ -1462,7 +1462,10 @@ impl Port {
                 n += l.lft.lock().table_mut(dir).evict_chosen(&chosen, |_, _| {});
             }
         }
-        if let Some((over, max)) = excess(&self.tcp.lock()) {
+        // Its own statement: a guard in an `if let` condition would live
+        // through the block, which takes the lock again.
+        let tcp = excess(&self.tcp.lock());
+        if let Some((over, max)) = tcp {
             let mut chosen = EvictionChoice::new(over);
             scan_in_slices(max, |at| self.tcp.lock().evict_scan(at, &mut chosen));
             n += self.tcp.lock().evict_chosen(&chosen, |_, _| {});
