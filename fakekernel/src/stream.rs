@@ -273,13 +273,24 @@ unsafe fn release_dblk(op: &'static str, mp: *mut mblk_t, dbp: *mut dblk_t) {
     let drop_ref = || unsafe { drop_dblk_ref(dbp) };
     let (unref, block) = TABLE.unref_dblk(block_of(dbp), drop_ref);
     check_unref(op, mp, dbp, unref);
+    // SAFETY: the table says `dbp` is the dblk of an allocb allocation
+    // starting DBLK_OFFSET before it.
+    unsafe { dealloc_block(dbp.byte_sub(DBLK_OFFSET).cast(), block) };
+}
+
+/// Free the allocb allocation starting at `start` if the table found it
+/// `Unused` (its mblk and its dblk both freed: nothing refers to it).
+///
+/// # Safety
+///
+/// `start` starts the allocb allocation the table reported on.
+unsafe fn dealloc_block(start: *mut mblk_t, block: Block) {
     if let Block::Unused { buf_len } = block
         && let Some(layout) = block_layout(buf_len)
     {
-        // SAFETY: the table says `dbp` is the dblk of an allocb allocation
-        // made with this layout, starting DBLK_OFFSET before it, whose
-        // mblk and dblk are both freed: nothing refers to it any more.
-        unsafe { dealloc(dbp.byte_sub(DBLK_OFFSET).cast(), layout) };
+        // SAFETY: allocb made the allocation with this layout (the
+        // caller vouches for `start`), and it is unused.
+        unsafe { dealloc(start.cast(), layout) };
     }
 }
 
@@ -323,15 +334,9 @@ unsafe fn free_block(op: &'static str, mp: *mut mblk_t) -> Option<*mut mblk_t> {
     match freed.memory {
         // SAFETY: `mp` came from alloc(mblk_layout()) (dupb) and is freed.
         MblkMemory::Alone => unsafe { dealloc(mp.cast(), mblk_layout()) },
-        // Whoever frees the allocation's dblk frees the allocation.
-        MblkMemory::InBlock(Block::InUse) => {}
-        MblkMemory::InBlock(Block::Unused { buf_len }) => {
-            if let Some(layout) = block_layout(buf_len) {
-                // SAFETY: `mp` starts an allocb allocation made with this
-                // layout, and both its mblk and its dblk are freed.
-                unsafe { dealloc(mp.cast(), layout) };
-            }
-        }
+        // An allocation still in use is freed by whoever frees its dblk.
+        // SAFETY: `mp` starts the allocb allocation the table reported on.
+        MblkMemory::InBlock(block) => unsafe { dealloc_block(mp, block) },
     }
     Some(cont)
 }

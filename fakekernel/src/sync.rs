@@ -668,16 +668,22 @@ fn note_read_hold(lock: usize) {
     });
 }
 
+/// Forget one of the holds at `pos` of `holds` (the whole entry with its
+/// last).
+fn drop_hold(holds: &mut Vec<ReadHold>, pos: usize) {
+    match holds.get_mut(pos) {
+        Some(hold) if hold.count > 1 => hold.count -= 1,
+        _ => {
+            holds.swap_remove(pos);
+        }
+    }
+}
+
 /// Forget one read hold of `lock` by this thread.
 fn forget_read_hold(lock: usize) {
     with_read_holds(|holds| {
         if let Some(pos) = holds.iter().position(|h| h.lock == lock) {
-            match holds.get_mut(pos) {
-                Some(hold) if hold.count > 1 => hold.count -= 1,
-                _ => {
-                    holds.swap_remove(pos);
-                }
-            }
+            drop_hold(holds, pos);
         }
     });
 }
@@ -776,12 +782,7 @@ fn rw_unread_fast(lock: &AtomicUsize, addr: usize) -> bool {
         if lock.compare_exchange(word, left, Ordering::Release, Ordering::Relaxed).is_err() {
             return false;
         }
-        match holds.get_mut(pos) {
-            Some(hold) if hold.count > 1 => hold.count -= 1,
-            _ => {
-                holds.swap_remove(pos);
-            }
-        }
+        drop_hold(holds, pos);
         true
     })
     .unwrap_or(false)

@@ -53,6 +53,15 @@ macro_rules! cidr_type {
                 Ok(Self { addr, len })
             }
 
+            /// The block of `len` bits that holds `addr` (its bits past
+            /// the prefix cleared); an error past the family's width.
+            pub fn containing(addr: $addr, len: u8) -> Result<Self, CidrError> {
+                if len > Self::BITS {
+                    return Err(CidrError::PrefixTooLong { len, max: Self::BITS });
+                }
+                Ok(Self { addr: <$addr>::from(<$int>::from(addr) & Self::mask(len)), len })
+            }
+
             /// The block holding exactly `addr` (a /32 or /128).
             pub const fn host(addr: $addr) -> Self {
                 Self { addr, len: Self::BITS }
@@ -125,6 +134,15 @@ impl IpCidr {
         match ip {
             IpAddr::V4(a) => Self::V4(Ipv4Cidr::host(a)),
             IpAddr::V6(a) => Self::V6(Ipv6Cidr::host(a)),
+        }
+    }
+
+    /// The block of `len` bits that holds `ip` (see
+    /// [`Ipv4Cidr::containing`]).
+    pub fn containing(ip: IpAddr, len: u8) -> Result<Self, CidrError> {
+        match ip {
+            IpAddr::V4(a) => Ipv4Cidr::containing(a, len).map(Self::V4),
+            IpAddr::V6(a) => Ipv6Cidr::containing(a, len).map(Self::V6),
         }
     }
 

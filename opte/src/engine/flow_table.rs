@@ -153,6 +153,32 @@ pub const MAX_EVICT_BATCH: usize = 64;
 /// milliseconds for a whole pass at 10^6 entries.
 pub const SLICE_SLOTS: usize = 4096;
 
+/// A pass made of `slice` calls from [`SlotCursor::START`], each
+/// returning how many entries it removed and where the pass resumes; at
+/// most `max` of them (a table's [`FlowTable::max_slices`]). Returns the
+/// sum removed. The owner of a table whose lock the data path needs lets
+/// each call take the lock for itself.
+pub fn in_slices(
+    max: usize,
+    mut slice: impl FnMut(SlotCursor) -> (usize, Option<SlotCursor>),
+) -> usize {
+    let mut total = 0usize;
+    let mut at = Some(SlotCursor::START);
+    for _ in 0..max {
+        let Some(from) = at else { break };
+        let (n, next) = slice(from);
+        total = total.saturating_add(n);
+        at = next;
+    }
+    total
+}
+
+/// [`in_slices`] for a scan that removes nothing
+/// ([`FlowTable::evict_scan`]).
+pub fn scan_in_slices(max: usize, mut slice: impl FnMut(SlotCursor) -> Option<SlotCursor>) {
+    in_slices(max, |at| (0, slice(at)));
+}
+
 /// Where a pass over a table's slots, made a slice at a time, resumes.
 /// [`SlotCursor::START`] begins one; a slice returns the next cursor, or
 /// `None` once the pass is over.
@@ -647,12 +673,7 @@ impl<V: FlowValue> FlowTable<V> {
             return 0;
         }
         let mut chosen = EvictionChoice::new(want);
-        let mut at = Some(SlotCursor::START);
-        // One pass: bounded by the slices the slab can hold.
-        for _ in 0..=self.max_slices() {
-            let Some(from) = at else { break };
-            at = self.evict_scan(from, &mut chosen);
-        }
+        scan_in_slices(self.max_slices(), |at| self.evict_scan(at, &mut chosen));
         self.evict_chosen(&chosen, on_evict)
     }
 
@@ -758,15 +779,8 @@ impl<V: FlowValue> FlowTable<V> {
         &mut self,
         mut slice: impl FnMut(&mut Self, SlotCursor) -> (usize, Option<SlotCursor>),
     ) -> usize {
-        let mut total = 0usize;
-        let mut at = Some(SlotCursor::START);
-        for _ in 0..=self.max_slices() {
-            let Some(from) = at else { break };
-            let (n, next) = slice(self, from);
-            total = total.saturating_add(n);
-            at = next;
-        }
-        total
+        let max = self.max_slices();
+        in_slices(max, |at| slice(self, at))
     }
 
     /// The slot of flow `id`, whose folded hash is `hash`: one probe of
@@ -1080,8 +1094,7 @@ impl<V> Slab<V> {
 
     #[inline(always)]
     fn slot_mut(&mut self, n: u32) -> Option<&mut Slot<V>> {
-        let n = n as usize;
-        self.chunks.get_mut(n >> CHUNK_SHIFT)?.get_mut(n & (CHUNK_SLOTS - 1))
+        slot_mut_in(&mut self.chunks, n)
     }
 
     /// True when slot `n` holds flow `id`.

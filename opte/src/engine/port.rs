@@ -81,7 +81,8 @@ use smallvec::SmallVec;
 use super::action::{Action, ActionDesc, HandlePacket, HandleResult, LayerFlows};
 use super::flow::FlowId;
 use super::flow_table::{
-    EvictionChoice, EvictionRank, ExpiryPolicy, FlowTable, FlowTableStats, FlowValue, SlotCursor,
+    EvictionChoice, EvictionRank, ExpiryPolicy, FlowTable, FlowTableStats, FlowValue, in_slices,
+    scan_in_slices,
 };
 use super::layer::{
     Layer, LayerRules, LayerSpec, LftChild, LftEntry, LftKind, LftPair, LftToken, class_of_proto,
@@ -941,14 +942,13 @@ impl Port {
             Some(L4::Tcp(t)) => Some(*t),
             _ => None,
         };
-        let mut xform = HdrTransform::NONE;
+        // The layers' transformations composed so far (None until one
+        // changes anything: nothing to compose with).
+        let mut xform: Option<HdrTransform> = None;
         let mut children = Children::new();
         let mut meta = Meta::new();
         let mut cur = flow;
         let mut cacheable = flow.is_some();
-        // Whether `xform` holds a transformation yet (until then there is
-        // nothing to compose with).
-        let mut composed = false;
         // One read hold for the whole walk (see the module's locking).
         let all_rules = self.rules.read();
         for (idx, layer) in self.layers_in_order(dir) {
@@ -976,26 +976,22 @@ impl Port {
                         return ProcessResult::Drop(DropReason::Transform(e));
                     }
                     cur = cur.map(|f| xf.apply_to_flow(&f));
-                    if composed {
-                        xform = match xform.then(&xf) {
+                    xform = Some(match xform {
+                        Some(x) => match x.then(&xf) {
                             Ok(x) => x,
                             Err(e) => return ProcessResult::Drop(DropReason::Transform(e)),
-                        };
-                    } else {
-                        xform = xf;
-                        composed = true;
-                    }
+                        },
+                        None => xf,
+                    });
                 }
                 Step::Hairpin(m) => return ProcessResult::Hairpin(m),
                 Step::Handle(hook) => {
                     // The hook sees the packet as the layers before it
                     // left it; the flow is not cached.
                     cacheable = false;
-                    if let Err(e) = xform.apply(pkt) {
+                    if let Err(e) = xform.take().unwrap_or(HdrTransform::NONE).apply(pkt) {
                         return ProcessResult::Drop(DropReason::Transform(e));
                     }
-                    xform = HdrTransform::NONE;
-                    composed = false;
                     match hook.handle(dir, pkt, &mut meta, &LayerFlows::new(layer)) {
                         HandleResult::Continue => {}
                         HandleResult::Drop(why) => {
@@ -1012,6 +1008,7 @@ impl Port {
             }
         }
         drop(all_rules);
+        let xform = xform.unwrap_or(HdrTransform::NONE);
 
         // TCP connection state, keyed by the flow as the guest sees it.
         let mut tcp = None;
@@ -1473,28 +1470,6 @@ impl Port {
         self.stats.evictions.fetch_add(n as u64, Ordering::Relaxed);
         n
     }
-}
-
-/// A pass over a table made of `slice` calls (each taking the table's
-/// lock for itself), at most `max` of them; the sum of what they removed.
-fn in_slices(
-    max: usize,
-    mut slice: impl FnMut(SlotCursor) -> (usize, Option<SlotCursor>),
-) -> usize {
-    let mut total = 0usize;
-    let mut at = Some(SlotCursor::START);
-    for _ in 0..max {
-        let Some(from) = at else { break };
-        let (n, next) = slice(from);
-        total = total.saturating_add(n);
-        at = next;
-    }
-    total
-}
-
-/// A scan made of `slice` calls, at most `max` of them.
-fn scan_in_slices(max: usize, mut slice: impl FnMut(SlotCursor) -> Option<SlotCursor>) {
-    in_slices(max, |at| (0, slice(at)));
 }
 
 /// How far apart two hits of a UFT entry must be for the later one to be

@@ -41,8 +41,10 @@
 use alloc::vec::Vec;
 use arrayvec::ArrayVec;
 use core::fmt;
+use core::net::IpAddr;
 use core::sync::atomic::{AtomicU64, Ordering};
 use hashbrown::HashMap;
+use opte_api::IpCidr;
 
 use super::action::Action;
 use super::predicate::{
@@ -190,27 +192,31 @@ struct RuleIndex {
     dst: DstIndex,
 }
 
-/// A destination block as the index keys it: IPv6 or not, prefix length,
-/// network address (an IPv4 one in the low 32 bits).
-type Block = (bool, u8, u128);
-
 /// Rules by the destination block a top-level predicate names (a route,
-/// a host rule): a packet's candidates are the rules of the blocks that
-/// hold its destination, one probe per prefix length the table uses.
+/// a rule about one host): a packet's candidates are the rules of the
+/// blocks that hold its destination, one probe per prefix length the
+/// table uses.
 #[derive(Debug, Default)]
 struct DstIndex {
     /// The prefix lengths in use, each once.
     lens_v4: Vec<u8>,
     lens_v6: Vec<u8>,
-    blocks: HashMap<Block, Vec<Cand>>,
+    blocks: HashMap<IpCidr, Vec<Cand>>,
 }
 
 impl DstIndex {
+    fn lens(&self, v6: bool) -> &[u8] {
+        if v6 { &self.lens_v6 } else { &self.lens_v4 }
+    }
+
     /// File `cand` under `block`; false (nothing filed) if that would
     /// take a prefix length past [`MAX_DST_LENS`] of its family.
-    fn file(&mut self, block: Block, cand: Cand) -> bool {
-        let (v6, len, _) = block;
-        let lens = if v6 { &mut self.lens_v6 } else { &mut self.lens_v4 };
+    fn file(&mut self, block: IpCidr, cand: Cand) -> bool {
+        let len = block.prefix_len();
+        let lens = match block {
+            IpCidr::V4(_) => &mut self.lens_v4,
+            IpCidr::V6(_) => &mut self.lens_v6,
+        };
         if !lens.contains(&len) {
             if lens.len() >= MAX_DST_LENS {
                 return false;
@@ -222,11 +228,12 @@ impl DstIndex {
     }
 
     /// The lists of the blocks holding `dst`.
-    fn lists<'a>(&'a self, dst: Option<(bool, u128)>, into: &mut Lists<'a>) {
-        let Some((v6, addr)) = dst else { return };
-        for &len in if v6 { &self.lens_v6 } else { &self.lens_v4 } {
-            let Some(net) = network(v6, len, addr) else { continue };
-            if let Some(list) = self.blocks.get(&(v6, len, net)) {
+    fn lists<'a>(&'a self, dst: IpAddr, into: &mut Lists<'a>) {
+        for &len in self.lens(dst.is_ipv6()) {
+            // A block's address has no bits past its prefix (as
+            // `containing` makes them), or no packet is inside it.
+            let Ok(block) = IpCidr::containing(dst, len) else { continue };
+            if let Some(list) = self.blocks.get(&block) {
                 // Room for one list per length (`file` bounds them).
                 let _ = into.try_push(list);
             }
@@ -234,35 +241,14 @@ impl DstIndex {
     }
 }
 
-/// The network address of `addr` (IPv4 in the low 32 bits) under a
-/// prefix of `len` bits; `None` past the family's width.
-fn network(v6: bool, len: u8, addr: u128) -> Option<u128> {
-    let bits: u32 = if v6 { 128 } else { 32 };
-    let host_bits = bits.checked_sub(u32::from(len))?;
-    // A /0 keeps nothing (a shift by the whole width would overflow).
-    let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
-    let width = if v6 { u128::MAX } else { u128::from(u32::MAX) };
-    Some(addr & mask & width)
-}
-
 /// The destination block a rule's top-level predicates restrict it to.
-fn dst_block(spec: &RuleSpec) -> Option<Block> {
-    spec.predicates.iter().find_map(|p| {
-        let (v6, len, addr) = match p {
-            Predicate::Ipv4Dst(Ipv4Match::Exact(a)) => (false, 32, u128::from(u32::from(*a))),
-            Predicate::Ipv4Dst(Ipv4Match::Prefix(c)) => {
-                (false, c.prefix_len(), u128::from(u32::from(c.addr())))
-            }
-            Predicate::Ipv6Dst(Ipv6Match::Exact(a)) => (true, 128, u128::from(*a)),
-            Predicate::Ipv6Dst(Ipv6Match::Prefix(c)) => {
-                (true, c.prefix_len(), u128::from(c.addr()))
-            }
-            _ => return None,
-        };
-        // A block whose address has bits past its prefix matches no
-        // packet (as the predicate says), and files under no key a
-        // packet probes; a length past the width is not filed at all.
-        network(v6, len, addr).map(|_| (v6, len, addr))
+fn dst_block(spec: &RuleSpec) -> Option<IpCidr> {
+    spec.predicates.iter().find_map(|p| match p {
+        Predicate::Ipv4Dst(Ipv4Match::Exact(a)) => Some(IpCidr::from_host(IpAddr::V4(*a))),
+        Predicate::Ipv4Dst(Ipv4Match::Prefix(c)) => Some(IpCidr::V4(*c)),
+        Predicate::Ipv6Dst(Ipv6Match::Exact(a)) => Some(IpCidr::from_host(IpAddr::V6(*a))),
+        Predicate::Ipv6Dst(Ipv6Match::Prefix(c)) => Some(IpCidr::V6(*c)),
+        _ => None,
     })
 }
 
@@ -348,9 +334,9 @@ impl RuleIndex {
     /// `lists`.
     fn dst_candidates<'a>(&'a self, h: &Headers, lists: &mut Lists<'a>) {
         let dst = match &h.l3 {
-            Some(L3::Ipv4(ip)) => Some((false, u128::from(u32::from(ip.dst)))),
-            Some(L3::Ipv6(ip)) => Some((true, u128::from(ip.dst))),
-            _ => None,
+            Some(L3::Ipv4(ip)) => IpAddr::V4(ip.dst),
+            Some(L3::Ipv6(ip)) => IpAddr::V6(ip.dst),
+            _ => return,
         };
         self.dst.lists(dst, lists);
     }

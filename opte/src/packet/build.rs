@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use super::checksum::Csum;
 use super::ether::{EtherHdr, ether_type};
-use super::geneve::{GeneveHdr, GeneveOptions};
+use super::geneve::GeneveHdr;
 use super::icmp::{Embedded, EmbeddedL3, IcmpHdr};
 use super::ip4::protocol;
 use super::ip6::Ipv6Hdr;
@@ -69,11 +69,7 @@ impl FrameBuilder {
             e.ip6.payload_len = udp_len;
             e.udp.len = udp_len;
             e.udp.csum = 0;
-            let mut hdr = [0u8; EtherHdr::LEN
-                + Ipv6Hdr::LEN
-                + UdpHdr::LEN
-                + GeneveHdr::LEN
-                + GeneveOptions::MAX_WIRE_LEN];
+            let mut hdr = [0u8; Encap::MAX_EMIT_LEN];
             let mut n = 0;
             if let Some(b) = hdr.first_chunk_mut() {
                 e.eth.emit(b);

@@ -474,11 +474,7 @@ impl Packet {
         encap.ip6.payload_len = udp_len16;
 
         let total = EtherHdr::LEN + Ipv6Hdr::LEN + udp_len - inner_len;
-        let mut buf = [0u8; EtherHdr::LEN
-            + Ipv6Hdr::LEN
-            + UdpHdr::LEN
-            + GeneveHdr::LEN
-            + geneve::GeneveOptions::MAX_WIRE_LEN];
+        let mut buf = [0u8; Encap::MAX_EMIT_LEN];
         let out = buf.get_mut(..total).ok_or(EmitError::TooLong)?;
         let (eth, rest) =
             out.split_first_chunk_mut::<{ EtherHdr::LEN }>().ok_or(EmitError::TooLong)?;

@@ -107,6 +107,12 @@ pub struct Encap {
 }
 
 impl Encap {
+    /// The most bytes these headers take when we emit them (without
+    /// IPv6 extension headers, with every Geneve option we write): what a
+    /// scratch buffer for them needs.
+    pub const MAX_EMIT_LEN: usize =
+        EtherHdr::LEN + Ipv6Hdr::LEN + UdpHdr::LEN + GeneveHdr::LEN + GeneveOptions::MAX_WIRE_LEN;
+
     /// Bytes these headers occupy on the wire.
     pub fn wire_len(&self) -> usize {
         EtherHdr::LEN + self.ip6.hdr_len() + UdpHdr::LEN + self.geneve.hdr_len()

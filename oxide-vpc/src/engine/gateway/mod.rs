@@ -289,25 +289,12 @@ impl<'a> UdpPayload<'a> {
         if end > self.len {
             return Err(truncated);
         }
-        if let Some(b) = self.bytes {
-            let src = b.get(off..end).ok_or(truncated.clone())?;
-            out.copy_from_slice(src);
-            return Ok(());
-        }
         let at = self.start.checked_add(off).ok_or(truncated.clone())?;
         self.mblk.read_at(at, out).map_err(|_| truncated)
     }
 
     /// The `N` bytes at offset `off`.
-    #[inline]
     pub(crate) fn array<const N: usize>(&self, off: usize) -> Result<[u8; N], ActionError> {
-        if let Some(b) = self.bytes {
-            return b
-                .get(off..)
-                .and_then(<[u8]>::first_chunk::<N>)
-                .copied()
-                .ok_or(ActionError::Reply("request truncated"));
-        }
         let mut b = [0u8; N];
         self.read(off, &mut b)?;
         Ok(b)

@@ -124,7 +124,7 @@ fn translation(
     dir: Direction,
     flow: &FlowId,
 ) -> Option<Arc<dyn ActionDesc>> {
-    flows.decision(dir, flow).filter(|d| NatDesc::of(&**d).is_some_and(NatDesc::addr_live))
+    flows.decision(dir, flow).filter(|d| d.valid())
 }
 
 impl IcmpErrorNat {
